@@ -1,0 +1,100 @@
+"""What each stage hands to the next: settings → fetch → snapshot → price → match → report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pandas as pd
+
+from reconcile.period import Period
+from reconcile.rules import Rules
+
+
+@dataclass(frozen=True)
+class WindowRecord:
+    """One fetched time window of one key: the proof that its `total` was accounted for."""
+
+    key_ref: str
+    start: int  # unix s, inclusive
+    end: int  # unix s, inclusive (as queried; the period's own end is exclusive)
+    total: int  # the gateway's `total` for the window
+    ids: int  # distinct ids fetched for the window
+    pages: int
+    attempts: int  # how many times the window was paged (1 unless the total moved)
+
+
+@dataclass
+class FetchResult:
+    """The logs of a period, deduplicated by id, each inside [period.start, period.end)."""
+
+    period: Period
+    logs: pd.DataFrame  # schema.LOG_DTYPES
+    windows: list[WindowRecord]
+    key_refs: list[str]
+    fetched_at: datetime  # aware; fixes the report's timestamps so reruns are identical
+    base_url: str = ""  # scheme://host[:port] only, never a query string
+    duplicates: int = 0  # rows seen more than once (same id) and kept once
+    outside_window: int = 0  # rows the gateway returned outside the window asked for, dropped
+    other_types: int = 0  # manage/system logs seen and not kept
+
+
+@dataclass
+class Pricing:
+    """Re-pricing of every consume log under the rules."""
+
+    #: One row per consume log: id, rule, model_ratio, completion_ratio, cache_ratio,
+    #: cache_creation_ratio, group_ratio, model_price (exact decimals as strings),
+    #: expected_quota (Int64, NA when not priced), diff_quota (charged - expected, Int64),
+    #: status (ok | mismatch | unpriced | not_repriceable), reason (str).
+    priced: pd.DataFrame
+    findings: pd.DataFrame  # schema.FINDING_DTYPES
+    expected_quota: int  # over the consume logs a rule prices and that could be re-priced
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Ledger:
+    """A ledger or invoice CSV, read and validated row by row."""
+
+    kind: str  # "ledger" | "invoice"
+    path: str
+    sha256: str
+    #: ledger: line, log_id (Int64), request_id, created_at (int64 unix s, NA when absent),
+    #: type (int64), token_name, model_name, quota (int64).
+    #: invoice: line, model_name, date (string YYYY-MM-DD or NA), token_name (or NA), quota.
+    rows: pd.DataFrame
+    #: line (int), field (str), reason (str), raw (str): rows that could not be read.
+    unreadable: pd.DataFrame
+    currency: str = "USD"  # the currency the file's amounts were in (for display)
+
+    @property
+    def quota(self) -> int:
+        return int(self.rows["quota"].sum()) if len(self.rows) else 0
+
+
+@dataclass(frozen=True)
+class InputFile:
+    role: str  # "rules" | "ledger" | "invoice" | "snapshot"
+    path: str
+    sha256: str
+
+
+@dataclass
+class RunResult:
+    """Everything the report stage writes, computed; writing it decides nothing."""
+
+    fetch: FetchResult
+    rules: Rules
+    pricing: Pricing
+    findings: pd.DataFrame  # finalized: FINDING_DTYPES + MONEY_COLUMNS, sorted by money at stake
+    inputs: list[InputFile]
+    fail_on: str
+    status: str  # "pass" | "fail"
+    ledger: Ledger | None = None
+    invoice: Ledger | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def period(self) -> Period:
+        return self.fetch.period

@@ -1,0 +1,76 @@
+"""Run settings: RECONCILE_* environment variables, then `.env`, then flags (flags win)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from reconcile.errors import InputError
+
+FailOn = Literal["never", "error", "warning", "info"]
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One API key and a non-secret reference to it that is safe to log, store and print."""
+
+    secret: SecretStr
+    ref: str
+
+    @classmethod
+    def of(cls, key: str) -> ApiKey:
+        digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+        return cls(secret=SecretStr(key), ref=f"key-{digest}")
+
+    def __repr__(self) -> str:
+        return f"ApiKey(ref={self.ref!r})"
+
+
+class Settings(BaseSettings):
+    """Everything a run needs that is not in the rules file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RECONCILE_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    base_url: str | None = None
+    api_keys: SecretStr | None = Field(
+        default=None, description="one API key, or several separated by commas"
+    )
+    timezone: str = "UTC"
+    rules: Path = Path("rules/default.toml")
+    concurrency: int = Field(default=8, ge=1, le=64)
+    timeout: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=6, ge=0)
+    retry_budget: float = Field(default=120.0, gt=0, description="seconds of backoff per request")
+    window_rows: int = Field(
+        default=2000, ge=100, description="split a time window holding more logs than this"
+    )
+    fail_on: FailOn = "error"
+
+    def keys(self) -> list[ApiKey]:
+        """The configured keys, in order, without duplicates."""
+        if self.api_keys is None:
+            return []
+        seen: dict[str, ApiKey] = {}
+        for part in self.api_keys.get_secret_value().split(","):
+            key = part.strip()
+            if key and key not in seen:
+                seen[key] = ApiKey.of(key)
+        return list(seen.values())
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings with flag values (those not None) taking precedence; errors become InputError."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "settings"
+        raise InputError(err["msg"], field=f"RECONCILE_{field.upper()}") from None
