@@ -1,0 +1,225 @@
+"""new-api's quota formula, exact: a Decimal reference for one log and an int64 version for columns.
+
+A token-priced model (new-api ``service/text_quota.go``, ``calculateTextQuotaSummary``)::
+
+    base  = prompt - cache - cache_creation - image     (Anthropic usage: prompt - image)
+    quota = (max(base, 0) + cache x cache_ratio + cache_creation x cache_creation_ratio
+             + image x image_ratio + completion x completion_ratio) x model_ratio x group_ratio
+
+rounded half away from zero (shopspring ``Round(0)``); 0 when the log records no tokens at
+all; at least 1 when model_ratio x group_ratio is not 0. Under Anthropic usage the cache writes
+split into 5-minute (cache_creation_ratio) and 1-hour (cache_creation_ratio_1h) tokens. A
+per-call model costs ``model_price x quota_per_unit x group_ratio``, rounded the same way.
+
+Exact without a Decimal per row: each ratio is a decimal with few places, so a power of ten
+makes it an integer, the formula becomes integer products in numpy int64, and an integer
+division rounds. Rows whose size could overflow int64 (a float estimate, far below the limit,
+decides) are left to the Decimal reference, which the tests prove equal to the vector version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, localcontext
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from reconcile.money import round_half_away
+from reconcile.rules import ModelRule
+
+_LIMIT: Final = float(2**62)  # int64 head-room for the integer formula
+COEFFICIENTS: Final = ("cache", "creation", "creation_1h", "image", "completion")
+
+
+def price_one(
+    rule: ModelRule,
+    prompt_tokens: int,
+    completion_tokens: int,
+    *,
+    group_ratio: Decimal | int = 1,
+    quota_per_unit: Decimal | int = 500000,
+    cache_tokens: int = 0,
+    cache_creation_tokens: int = 0,
+    cache_creation_tokens_5m: int = 0,
+    cache_creation_tokens_1h: int = 0,
+    image_tokens: int = 0,
+    anthropic: bool = False,
+) -> int:
+    """The quota of one log under `rule`, in Decimal arithmetic: the reference implementation.
+
+    A per-call rule ignores tokens. The 5m/1h split of cache writes counts only under
+    Anthropic usage, as in new-api. ValueError for image tokens when the rule has no
+    image_ratio (the caller reports such logs as not re-priceable).
+    """
+    return quota_exact(
+        rule,
+        prompt_tokens,
+        completion_tokens,
+        Decimal(group_ratio),
+        Decimal(quota_per_unit),
+        (cache_tokens, cache_creation_tokens, cache_creation_tokens_5m, cache_creation_tokens_1h),
+        image_tokens,
+        anthropic,
+    )[0]
+
+
+def quota_exact(
+    rule: ModelRule,
+    prompt_tokens: int,
+    completion_tokens: int,
+    group_ratio: Decimal,
+    quota_per_unit: Decimal,
+    cache: tuple[int, int, int, int],
+    image_tokens: int,
+    anthropic: bool,
+) -> tuple[int, bool]:
+    """(quota, whether the minimum of 1 lifted it); `cache` is (read, write, write 5m, 1h)."""
+    cache_tokens, creation_tokens, creation_5m, creation_1h = cache
+    with localcontext() as ctx:
+        ctx.prec = 200  # far beyond any product here: every step is exact
+        if rule.model_price is not None:
+            return round_half_away(rule.model_price * quota_per_unit * group_ratio), False
+        if prompt_tokens + completion_tokens == 0:
+            return 0, False
+        if image_tokens and rule.image_ratio is None:
+            raise ValueError("image tokens need an image_ratio in the rule")
+        assert rule.model_ratio is not None
+        if anthropic:
+            base = prompt_tokens - image_tokens
+            rest = max(creation_tokens - creation_5m - creation_1h, 0)
+            creation = (rest + creation_5m) * rule.cache_creation_ratio + (
+                creation_1h * rule.creation_ratio_1h
+            )
+        else:
+            base = prompt_tokens - cache_tokens - creation_tokens - image_tokens
+            creation = creation_tokens * rule.cache_creation_ratio
+        image = image_tokens * (rule.image_ratio or Decimal(0))
+        ratio = rule.model_ratio * group_ratio
+        raw = (
+            max(base, 0)
+            + cache_tokens * rule.cache_ratio
+            + creation
+            + image
+            + completion_tokens * rule.completion_ratio
+        ) * ratio
+        quota = round_half_away(raw)
+        if quota <= 0 and ratio != 0:
+            return 1, True
+        return quota, False
+
+
+def round_div(
+    numerator: npt.NDArray[np.int64], den: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """numerator / den rounded half away from zero, in integers (den a power of ten >= 1)."""
+    half = den // 2
+    magnitude = (np.abs(numerator) + half) // den
+    out: npt.NDArray[np.int64] = np.where(numerator < 0, -magnitude, magnitude)
+    return out
+
+
+def places(d: Decimal) -> int:
+    """Digits after the decimal point of `d` written without trailing zeros."""
+    exponent = d.normalize().as_tuple().exponent
+    assert isinstance(exponent, int)
+    return max(0, -exponent)
+
+
+@dataclass(frozen=True)
+class Combo:
+    """One (rule, group) pair: everything constant for its logs, as exact integers."""
+
+    rule_index: int
+    rule: ModelRule
+    group: str
+    group_ratio: Decimal
+    per_call_quota: int  # per-call rules only
+    scale: int  # 10**D, D the most decimal places among the token ratios
+    coef: dict[str, int]  # ratio x scale for each of COEFFICIENTS
+    multiplier: int  # model_ratio x group_ratio x 10**e, an integer
+    den: int  # 10**(D + e)
+    fits_int64: bool  # False: constants too large, price its logs one by one
+
+    @classmethod
+    def build(
+        cls, index: int, rule: ModelRule, group: str, group_ratio: Decimal, quota_per_unit: Decimal
+    ) -> Combo:
+        with localcontext() as ctx:
+            ctx.prec = 200
+            if rule.model_price is not None:
+                quota = round_half_away(rule.model_price * quota_per_unit * group_ratio)
+                return cls(index, rule, group, group_ratio, quota, 1, {}, 0, 1, True)
+            assert rule.model_ratio is not None
+            ratios = {
+                "cache": rule.cache_ratio,
+                "creation": rule.cache_creation_ratio,
+                "creation_1h": rule.creation_ratio_1h,
+                "image": rule.image_ratio or Decimal(0),
+                "completion": rule.completion_ratio,
+            }
+            d = max(places(r) for r in ratios.values())
+            coef = {k: int(r * 10**d) for k, r in ratios.items()}
+            m = rule.model_ratio * group_ratio
+            e = places(m)
+            multiplier = int(m * 10**e)
+        fits = d + e <= 18 and multiplier < 2**62 and all(c < 2**62 for c in coef.values())
+        return cls(index, rule, group, group_ratio, 0, 10**d, coef, multiplier, 10 ** (d + e), fits)
+
+
+@dataclass
+class TokenColumns:
+    """The token counts of some logs, int64 (absent = 0)."""
+
+    prompt: npt.NDArray[np.int64]
+    completion: npt.NDArray[np.int64]
+    cache: npt.NDArray[np.int64]
+    creation: npt.NDArray[np.int64]
+    creation_5m: npt.NDArray[np.int64]
+    creation_1h: npt.NDArray[np.int64]
+    image: npt.NDArray[np.int64]
+    anthropic: npt.NDArray[np.bool_]
+
+
+def quota_columns(
+    tokens: TokenColumns, combos: list[Combo], combo: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Token-priced quota of every log (combo[i] its token-priced Combo), exactly, in int64.
+
+    Returns (quota, lifted by the minimum of 1, too large for int64: use `quota_exact`).
+    """
+    const = {
+        "scale": np.array([x.scale for x in combos], dtype=np.int64),
+        "den": np.array([x.den for x in combos], dtype=np.int64),
+        "mult": np.array([x.multiplier for x in combos], dtype=np.int64),
+    }
+    for k in COEFFICIENTS:
+        const[k] = np.array([x.coef.get(k, 0) for x in combos], dtype=np.int64)
+    fits = np.array([x.fits_int64 for x in combos], dtype=bool)[combo]
+    take = {k: v[combo] for k, v in const.items()}
+    t = tokens
+    anth = t.anthropic
+    base = np.maximum(t.prompt - t.image - np.where(anth, 0, t.cache + t.creation), 0)
+    rest = np.where(anth, np.maximum(t.creation - t.creation_5m - t.creation_1h, 0), t.creation)
+    terms = [
+        (base, take["scale"]),
+        (t.cache, take["cache"]),
+        (rest + np.where(anth, t.creation_5m, 0), take["creation"]),
+        (np.where(anth, t.creation_1h, 0), take["creation_1h"]),
+        (t.image, take["image"]),
+        (t.completion, take["completion"]),
+    ]
+    estimate = np.zeros(len(combo))
+    for count, coef in terms:
+        estimate += count.astype(np.float64) * coef.astype(np.float64)
+    too_big = ~fits | (estimate >= _LIMIT) | (estimate * take["mult"] >= _LIMIT)
+    total = np.zeros(len(combo), dtype=np.int64)
+    for count, coef in terms:
+        total += np.where(too_big, 0, count) * coef
+    quota = round_div(total * np.where(too_big, 0, take["mult"]), take["den"])
+    used = t.prompt + t.completion
+    quota = np.where(used == 0, 0, quota)
+    lifted = ~too_big & (used > 0) & (take["mult"] != 0) & (quota <= 0)
+    quota = np.where(lifted, 1, quota)
+    return quota, lifted, too_big
