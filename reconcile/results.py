@@ -63,10 +63,24 @@ class Ledger:
     #: ledger: line, log_id (Int64), request_id, created_at (int64 unix s, NA when absent),
     #: type (int64), token_name, model_name, quota (int64).
     #: invoice: line, model_name, date (string YYYY-MM-DD or NA), token_name (or NA), quota.
+    #: Both also carry `rounding` (int64): how far the quota may be off because the file wrote
+    #: a currency amount to a few decimal places (0 for quota cells); matching allows for it.
     rows: pd.DataFrame
-    #: line (int), field (str), reason (str), raw (str): rows that could not be read.
+    #: line (int), field (str), reason (str), raw (str): rows that could not be read;
+    #: also log_id (Int64) and request_id when the row's id could be read despite the rest.
     unreadable: pd.DataFrame
     currency: str = "USD"  # the currency the file's amounts were in (for display)
+    #: How the file was read, for the report: canonical column -> the file's column name,
+    #: columns nothing reads, encoding, separator, what rows are matched on (a ledger:
+    #: "log_id" | "request_id"; an invoice: its keys, e.g. "model_name+date"), empty records
+    #: skipped, and notes on what was detected (decimal style, preamble lines, currencies).
+    columns: dict[str, str] = field(default_factory=dict)
+    ignored_columns: list[str] = field(default_factory=list)
+    encoding: str = ""
+    delimiter: str = ""
+    match_key: str = "log_id"
+    blank_rows: int = 0
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def quota(self) -> int:
