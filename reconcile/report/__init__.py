@@ -1,0 +1,1 @@
+"""The outputs a run writes: the review workbook, discrepancies.csv, and CI formats."""

@@ -1,0 +1,262 @@
+"""The Summary sheet: the verdict, the totals and the discrepancies by category, on one page."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from reconcile.findings import by_category
+from reconcile.report.totals import Money, compute_totals
+from reconcile.report.xlsx import Book, print_setup, set_widths
+from reconcile.results import RunResult
+from reconcile.schema import CATEGORIES, EXPLAIN, SEVERITY
+from reconcile.summary import category_amounts, failing_counts
+
+WIDTHS = [40, 14, 16, 20, 24, 24, 66]
+
+
+def _period_text(result: RunResult) -> str:
+    p = result.period
+    offset = p.start.strftime("%z")
+    offset = f"UTC{offset[:3]}:{offset[3:]}" if offset else "UTC"
+    return (
+        f"{p.start:%Y-%m-%d %H:%M} to {p.end:%Y-%m-%d %H:%M} (end excluded), "
+        f"{p.timezone} ({offset})"
+    )
+
+
+def _keys_text(result: RunResult, shown: int = 8) -> str:
+    """Each key by its reference, with the token names its logs carry (never the key)."""
+    logs = result.fetch.logs
+    pairs = logs[["key_ref", "token_name"]].dropna().drop_duplicates()
+    parts = []
+    for ref in result.fetch.key_refs:
+        names = sorted(str(n) for n in pairs.loc[pairs["key_ref"] == ref, "token_name"])
+        tokens = ", ".join(names[:shown])
+        if len(names) > shown:
+            tokens += f" and {len(names) - shown} more"
+        parts.append(f"{ref} (tokens: {tokens or 'none'})")
+    return "; ".join(parts) or "none"
+
+
+def write_summary_sheet(
+    book: Book,
+    ws: Any,
+    result: RunResult,
+    money: Money,
+    category_sheets: dict[str, str],
+    discrepancies_sheet: str,
+) -> None:
+    """Lay out the Summary; `category_sheets` maps a category to the sheet listing its rows."""
+    totals = compute_totals(result)
+    cur = money.currency
+    fetch = result.fetch
+    set_widths(ws, WIDTHS)
+    ws.sheet_properties.tabColor = "2E7D32" if result.status == "pass" else "C62828"
+    print_setup(ws, grid=False)
+    c = book.cell
+    rows = [0]
+
+    def row(*cells: object, height: float | None = None) -> None:
+        rows[0] += 1
+        if height is not None:
+            ws.row_dimensions[rows[0]].height = height
+        ws.append(list(cells))
+
+    def blank() -> None:
+        row()
+
+    def header(*names: str) -> None:
+        row(*(c(ws, h, "header") for h in names), height=20)
+
+    def amount(quota: int, bold: bool = False) -> object:
+        return c(ws, money(quota), "amount_bold" if bold else "amount")
+
+    def quota(value: int, bold: bool = False) -> object:
+        return c(ws, value, "int_bold" if bold else "int")
+
+    failing = failing_counts(result.findings, result.fail_on)
+    n_failing = sum(failing.values())
+    verdict = "PASS" if result.status == "pass" else "FAIL"
+    if result.fail_on == "never":
+        why = "--fail-on never: findings are reported and never fail the run"
+    else:
+        why = f"fails on findings of severity {result.fail_on} or above: {n_failing:,} found"
+
+    row(c(ws, f"Billing reconciliation {result.period.label}", "title"), height=22)
+    row(
+        c(ws, "Verdict", "label"),
+        c(ws, verdict, verdict.lower()),
+        c(ws, why, "indent"),
+        height=30,
+    )
+    blank()
+    row(c(ws, "Period", "label"), c(ws, _period_text(result)))
+    fetched = fetch.fetched_at.astimezone(result.period.tz).isoformat()
+    row(c(ws, "Logs fetched at", "label"), c(ws, fetched))
+    row(c(ws, "Gateway", "label"), c(ws, fetch.base_url or "(snapshot)"))
+    row(c(ws, "API keys (by reference)", "label"), c(ws, _keys_text(result)))
+    row(
+        c(ws, "Money", "label"),
+        c(
+            ws,
+            f"{cur}; {money.quota_per_unit:,} quota = 1 USD"
+            + ("" if cur == "USD" else f"; 1 USD = {money.rate} {cur}")
+            + "; amounts are exact decimals",
+        ),
+    )
+    blank()
+
+    # ------------------------------------------------------------ totals
+    row(c(ws, "Gateway logs", "section"))
+    header("", "Logs", "Quota", f"Amount ({cur})")
+    labels = {
+        "consume": "Consume (charged)",
+        "refund": "Refund (returned)",
+        "topup": "Topup (credit bought)",
+        "error": "Error (not spend)",
+    }
+    for name, label in labels.items():
+        t = totals.logs[name]
+        row(c(ws, label), quota(t.count), quota(t.quota), amount(t.quota))
+    row(
+        c(ws, "Net spend (consume − refund)", "label"),
+        None,
+        quota(totals.net_spend, True),
+        amount(totals.net_spend, True),
+    )
+    blank()
+
+    row(c(ws, "Charged vs contract vs ledger", "section"))
+    header(
+        "",
+        "Logs / rows",
+        "Quota",
+        f"Amount ({cur})",
+        "Gateway − this (quota)",
+        f"Gateway − this ({cur})",
+    )
+    consume = totals.logs["consume"]
+    rep, unp, nr = totals.repriced, totals.unpriced, totals.not_repriceable
+    row(
+        c(ws, "Gateway charged, all consume logs", "label"),
+        quota(consume.count),
+        quota(consume.quota, True),
+        amount(consume.quota, True),
+    )
+    for label, part in (
+        ("of which re-priced by the rules", rep),
+        ("of which unpriced model (not checked)", unp),
+        ("of which not re-priceable (not checked)", nr),
+    ):
+        row(c(ws, label, "indent"), quota(part.count), quota(part.quota), amount(part.quota))
+    diff = rep.quota - totals.expected_quota
+    row(
+        c(ws, "Contract expected, re-priced logs", "label"),
+        quota(rep.count),
+        quota(totals.expected_quota, True),
+        amount(totals.expected_quota, True),
+        quota(diff, True),
+        amount(diff, True),
+    )
+    if totals.book is not None:
+        kind = totals.book.kind
+        pairs = [("consume", consume.quota)]
+        if kind != "invoice":
+            pairs += [
+                ("refund", totals.logs["refund"].quota),
+                ("topup", totals.logs["topup"].quota),
+            ]
+        for name, gateway in pairs:
+            b = totals.book_by_type[name]
+            gap = gateway - b.quota
+            row(
+                c(ws, f"{kind.capitalize()}, {name} rows", "label" if name == "consume" else None),
+                quota(b.count),
+                quota(b.quota, name == "consume"),
+                amount(b.quota, name == "consume"),
+                quota(gap, name == "consume"),
+                amount(gap, name == "consume"),
+            )
+        row(c(ws, f"{kind.capitalize()} file: {totals.book.path}", "note"))
+        if totals.unreadable_rows:
+            row(
+                c(ws, f"{totals.unreadable_rows:,} rows could not be read", "alert"),
+                book.link(ws, "Unreadable rows", "Unreadable rows"),
+            )
+    else:
+        row(c(ws, "No ledger or invoice was given: only the pricing was checked.", "note"))
+    blank()
+
+    # ------------------------------------------------------------ discrepancies
+    counts = by_category(result.findings)
+    amounts = category_amounts(result.findings)
+    row(
+        c(ws, "Discrepancies by category", "section"),
+        book.link(ws, f"All {len(result.findings):,} findings", discrepancies_sheet),
+    )
+    header(
+        "Category (click for its rows)",
+        "Severity",
+        "Findings",
+        "Quota at stake",
+        f"Amount at stake ({cur})",
+        "Findings failing the run",
+        "Meaning",
+    )
+    cats = list(CATEGORIES) + sorted(set(counts) - set(CATEGORIES))
+    for cat in cats:
+        n, q = counts[cat]["count"], counts[cat]["quota"]
+        sev = SEVERITY.get(cat, "error")
+        name_cell = (
+            book.link(ws, cat, category_sheets[cat]) if cat in category_sheets else c(ws, cat)
+        )
+        row(
+            name_cell,
+            c(ws, sev, f"sev_{sev}" if n else None),
+            quota(n, bool(n)),
+            quota(q),
+            c(ws, amounts.get(cat, Decimal(0)), "amount"),
+            quota(failing.get(cat, 0)),
+            c(ws, EXPLAIN.get(cat, ""), "indent"),
+        )
+    total_q = sum(v["quota"] for v in counts.values())
+    row(
+        c(ws, "Total", "label"),
+        None,
+        quota(len(result.findings), True),
+        quota(total_q, True),
+        c(ws, sum(amounts.values(), Decimal(0)), "amount_bold"),
+        quota(n_failing, True),
+    )
+    blank()
+
+    # ------------------------------------------------------------ warnings
+    warnings = list(dict.fromkeys([*result.warnings, *result.pricing.warnings, *book.notes]))
+    if fetch.duplicates:
+        warnings.append(f"{fetch.duplicates:,} logs were returned more than once and kept once.")
+    if fetch.outside_window:
+        warnings.append(
+            f"{fetch.outside_window:,} logs came back outside the time window asked for "
+            "and were dropped."
+        )
+    if fetch.other_types:
+        warnings.append(f"{fetch.other_types:,} manage/system logs were seen and not kept.")
+    row(c(ws, "Warnings", "section"))
+    for w in warnings or ["None."]:
+        row(c(ws, w, "alert" if warnings else "note"))
+    blank()
+
+    # ------------------------------------------------------------ inputs
+    row(c(ws, "Inputs", "section"))
+    header("Role", "Path", "", "", "", "", "SHA-256")
+    for f in result.inputs:
+        row(c(ws, f.role), c(ws, f.path), None, None, None, None, c(ws, f.sha256))
+    row(
+        c(
+            ws,
+            "Sheets: Discrepancies lists every finding; one sheet per category with findings; "
+            "By model, By day, By token; Refunds & topups; Rules; Unreadable rows.",
+            "note",
+        )
+    )

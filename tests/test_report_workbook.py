@@ -1,0 +1,337 @@
+"""The review workbook: structure, formats, links, safety against formulas, caps, same bytes."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from openpyxl import load_workbook
+from report_helpers import (
+    FETCHED_AT,
+    HOSTILE,
+    clean_result,
+    empty_result,
+    invoice_result,
+    make_result,
+)
+
+from reconcile.report import workbook as workbook_mod
+from reconcile.report import xlsx
+from reconcile.report.safe import CELL_CHARS, cell_text
+from reconcile.report.workbook import write_workbook
+from reconcile.results import RunResult
+from reconcile.schema import CATEGORIES, CONSUME, FINDING_COLUMNS, MONEY_COLUMNS
+
+TABLE_SHEETS = ["By model", "By day", "By token", "Refunds & topups", "Rules", "Unreadable rows"]
+
+
+def _write(tmp_path: Path, result: RunResult | None = None, name: str = "r.xlsx") -> Path:
+    path = tmp_path / name
+    write_workbook(result if result is not None else make_result(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def book_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _write(tmp_path_factory.mktemp("wb"))
+
+
+@pytest.fixture(scope="module")
+def book(book_path: Path) -> Any:
+    return load_workbook(book_path)
+
+
+def _values(ws: Any) -> list[object]:
+    return [c.value for row in ws.iter_rows() for c in row if c.value is not None]
+
+
+def _find(ws: Any, text: str) -> Any:
+    for row in ws.iter_rows():
+        for c in row:
+            if c.value == text:
+                return c
+    raise AssertionError(f"{text!r} not in sheet {ws.title}")
+
+
+def test_sheets_in_reading_order(book: Any) -> None:
+    result = make_result()
+    present = set(result.findings["category"])
+    cats = [c for c in CATEGORIES if c in present]
+    assert book.sheetnames == ["Summary", "Discrepancies", *cats, *TABLE_SHEETS]
+    assert "not_repriceable" not in book.sheetnames  # no sheet for a category with no rows
+
+
+def test_discrepancies_sheet_is_the_csv_table_with_formats(book: Any) -> None:
+    result = make_result()
+    ws = book["Discrepancies"]
+    header = [c.value for c in ws[2]]
+    assert header == [*FINDING_COLUMNS, *MONEY_COLUMNS]
+    assert ws.freeze_panes == "A3"
+    n = len(result.findings)
+    assert ws.auto_filter.ref == f"A2:R{n + 2}"
+    assert ws.max_row == n + 2
+    col = {name: i for i, name in enumerate(header)}
+    ids = [ws.cell(row=r, column=col["log_id"] + 1).value for r in range(3, n + 3)]
+    assert ids == [None if pd.isna(v) else int(v) for v in result.findings["log_id"]]
+    first = ws[3]
+    assert first[col["log_quota"]].number_format == "#,##0;[Red]-#,##0"
+    assert first[col["diff_amount"]].number_format == "#,##0.00####;[Red]-#,##0.00####"
+    assert first[col["diff_amount"]].value == float(result.findings["diff_amount"][0])
+    created = first[col["created_at"]]
+    assert isinstance(created.value, datetime)
+    assert created.value == datetime(2026, 10, 18, 13, 0)  # wall clock in Asia/Shanghai
+    assert created.number_format == "yyyy-mm-dd hh:mm:ss"
+    severity = {
+        r[col["severity"]].value: r[col["severity"]].fill.fgColor.rgb
+        for r in ws.iter_rows(min_row=3)
+    }
+    assert severity["error"].endswith("FFC7CE")
+    assert severity["warning"].endswith("FFEB9C")
+    # Widths fit: the explanation and the longest token name are not cut to a default width.
+    width = ws.column_dimensions["I"].width  # token_name
+    assert width >= len(HOSTILE[0]) + 1
+    assert 30 <= ws.column_dimensions["P"].width <= xlsx.MAX_WIDTH  # explanation
+
+
+def test_each_category_link_opens_a_sheet_with_exactly_its_rows(book: Any) -> None:
+    result = make_result()
+    summary = book["Summary"]
+    links = {
+        c.value: c.hyperlink.location
+        for row in summary.iter_rows()
+        for c in row
+        if c.hyperlink is not None
+    }
+    assert links["All 25 findings"] == "'Discrepancies'!A1"
+    for cat, rows in result.findings.groupby("category"):
+        assert links[cat] == f"'{cat}'!A1"
+        ws = book[str(cat)]
+        assert [c.value for c in ws[2]] == [*FINDING_COLUMNS, *MONEY_COLUMNS]
+        assert ws.max_row - 2 == len(rows)
+        assert {ws.cell(row=r, column=1).value for r in range(3, ws.max_row + 1)} == {cat}
+        assert ws.freeze_panes == "A3"
+    assert "not_repriceable" not in links  # nothing to open
+
+
+def test_summary_states_verdict_period_and_exact_totals(book: Any) -> None:
+    result = make_result()
+    ws = book["Summary"]
+    verdict = _find(ws, "FAIL")
+    assert verdict.fill.fgColor.rgb.endswith("C62828")
+    assert verdict.font.bold
+    assert verdict.font.color.rgb.endswith("FFFFFF")
+    values = [str(v) for v in _values(ws)]
+    assert any("Asia/Shanghai" in v and "2026-10-01 00:00" in v for v in values)
+    assert FETCHED_AT.isoformat() in values  # the fetch time, not the time of writing
+    assert any("key-aaaa1111" in v for v in values)
+    label = _find(ws, "Gateway charged, all consume logs")
+    row = ws[label.row]
+    consume = int(result.fetch.logs.loc[result.fetch.logs["type"] == CONSUME, "quota"].sum())
+    assert row[2].value == consume
+    assert Decimal(str(row[3].value)) == Decimal(consume) / 500000
+    expected = ws[_find(ws, "Contract expected, re-priced logs").row]
+    assert expected[2].value == result.pricing.expected_quota
+    assert expected[4].value == 7  # gateway charged 7 quota more than the rules give
+    total = ws[_find(ws, "Total").row]
+    assert total[2].value == len(result.findings)
+    assert total[3].value == int(result.findings["diff_quota"].fillna(0).sum())
+    inputs = _find(ws, "rules/example.toml")
+    assert ws.cell(row=inputs.row, column=7).value == "ab" * 32
+
+
+def test_no_text_from_data_is_ever_a_formula(book_path: Path, book: Any) -> None:
+    with zipfile.ZipFile(book_path) as z:
+        sheets = [n for n in z.namelist() if n.startswith("xl/worksheets/sheet")]
+        assert sheets
+        for name in sheets:
+            xml = z.read(name).decode("utf-8")
+            assert not re.search(r"<f[ >]", xml), name
+            assert 't="e"' not in xml, name  # "#N/A" is not an error value either
+    seen = set()
+    for ws in book.worksheets:
+        for row in ws.iter_rows():
+            for c in row:
+                assert c.data_type != "f", (ws.title, c.coordinate, c.value)
+                if c.value in HOSTILE:
+                    assert c.data_type == "s"
+                    seen.add(c.value)
+    assert seen == set(HOSTILE)  # every planted name was written, as the text it is
+    refunds = book["Refunds & topups"]
+    assert "=cmd|' /C calc'!A0 refund" in _values(refunds)
+
+
+def test_by_day_has_every_day_totals_and_a_chart(book: Any) -> None:
+    result = make_result()
+    ws = book["By day"]
+    header = [c.value for c in ws[2]]
+    days = [r[0].value for r in ws.iter_rows(min_row=3, max_row=ws.max_row) if r[0].value]
+    assert len(days) == 31
+    assert days[0].date().isoformat() == "2026-10-01"
+    charged = header.index("Charged quota")
+    logs = result.fetch.logs
+    assert sum(ws.cell(row=r, column=charged + 1).value for r in range(3, 34)) == int(
+        logs.loc[logs["type"] == CONSUME, "quota"].sum()
+    )
+    expected = header.index("Expected quota")
+    assert (
+        sum(ws.cell(row=r, column=expected + 1).value for r in range(3, 34))
+        == result.pricing.expected_quota
+    )
+    charts = ws._charts
+    assert len(charts) == 1
+    chart = charts[0]
+    assert type(chart).__name__ == "LineChart"
+    assert len(chart.series) == 3  # charged, expected, ledger
+    refs = [s.val.numRef.f for s in chart.series]
+    assert all(r.startswith("'By day'!") for r in refs)
+
+
+def test_by_model_and_by_token_add_up(book: Any) -> None:
+    result = make_result()
+    logs = result.fetch.logs
+    consume = int(logs.loc[logs["type"] == CONSUME, "quota"].sum())
+    for name in ("By model", "By token"):
+        ws = book[name]
+        header = [c.value for c in ws[2]]
+        col = header.index("Charged quota") + 1
+        assert (
+            sum(ws.cell(row=r, column=col).value or 0 for r in range(3, ws.max_row + 1)) == consume
+        )
+        assert ws.freeze_panes == "A3"
+        assert ws.auto_filter.ref.startswith("A2:")
+    model = book["By model"]
+    header = [c.value for c in model[2]]
+    col = header.index("Expected quota") + 1
+    total = sum(model.cell(row=r, column=col).value or 0 for r in range(3, model.max_row + 1))
+    assert total == result.pricing.expected_quota
+
+
+def test_rules_and_unreadable_rows_sheets(book: Any) -> None:
+    rules = _values(book["Rules"])
+    for text in ("gpt-4o*", "gpt-4o", "+1", "rules/example.toml", "vip", "CNY"):
+        assert text in rules
+    ws = book["Unreadable rows"]
+    assert [c.value for c in ws[2]] == ["Source", "File", "Line", "Field", "Reason", "Raw row"]
+    rows = list(ws.iter_rows(min_row=3, values_only=True))
+    assert [r[2] for r in rows] == [34, 35]
+    assert rows[0][5].startswith("1200;2026-10-02;=HYPERLINK(")
+    assert rows[1][5] == "x\ufffdy"  # a control character XML cannot hold, shown not dropped
+
+
+def test_a_clean_run_passes_with_empty_tables(tmp_path: Path) -> None:
+    wb = load_workbook(_write(tmp_path, clean_result()))
+    assert wb.sheetnames == ["Summary", "Discrepancies", *TABLE_SHEETS]
+    verdict = _find(wb["Summary"], "PASS")
+    assert verdict.fill.fgColor.rgb.endswith("2E7D32")
+    ws = wb["Discrepancies"]
+    assert ws.max_row == 2
+    assert ws.auto_filter.ref == "A2:R2"
+    assert _find(wb["Unreadable rows"], "No ledger or invoice was given.")
+
+
+def test_amounts_follow_the_report_currency(tmp_path: Path) -> None:
+    wb = load_workbook(_write(tmp_path, make_result(currency="CNY")))
+    ws = wb["Summary"]
+    assert _find(ws, "Amount (CNY)")
+    row = ws[_find(ws, "Gateway charged, all consume logs").row]
+    assert Decimal(str(row[3].value)) == Decimal("6.696302")  # 465,021 quota at 7.2 CNY/USD
+    assert wb["Discrepancies"]["R3"].value == "CNY"
+
+
+def test_a_sheet_over_the_row_limit_is_capped_with_a_visible_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(xlsx, "SHEET_ROW_LIMIT", 12)
+    result = make_result()
+    wb = load_workbook(_write(tmp_path, result))
+    ws = wb["Discrepancies"]
+    assert ws.max_row == 12
+    shown = 12 - 3  # title, header, closing note
+    title = ws["A1"].value
+    assert f"Showing the first {shown} of {len(result.findings)} rows" in title
+    assert "discrepancies.csv" in title
+    assert "discrepancies.csv" in ws["A12"].value
+    assert ws.auto_filter.ref == f"A2:R{2 + shown}"
+    notes = [v for v in _values(wb["Summary"]) if "capped" in str(v)]
+    assert any("Discrepancies" in str(v) for v in notes)
+    # A sheet under the limit is whole.
+    assert wb["missing_in_ledger"].max_row == 2 + 4
+
+
+def test_same_inputs_give_the_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = make_result()
+    first = _write(tmp_path, result, "a.xlsx")
+    import time
+
+    monkeypatch.setattr(time, "time", lambda: 1_930_000_000.0)  # zipfile's clock, years later
+    second = _write(tmp_path, result, "b.xlsx")
+    assert first.read_bytes() == second.read_bytes()
+    stamp = FETCHED_AT.astimezone(UTC)
+    with zipfile.ZipFile(first) as z:
+        assert {i.date_time[:3] for i in z.infolist()} == {(stamp.year, stamp.month, stamp.day)}
+        core = z.read("docProps/core.xml").decode()
+    assert "2026-10-31T19:04:05Z" in core
+    assert re.search(r"<dc:creator>reconcile</dc:creator>", core)
+
+
+def test_cell_text_keeps_within_excel_limits() -> None:
+    long = "x" * (CELL_CHARS + 50)
+    out = cell_text(long)
+    assert len(out) == CELL_CHARS
+    assert out.endswith("[truncated]")
+    assert cell_text("a\x00b\x1fc") == "a\ufffdb\ufffdc"
+    assert cell_text("tab\tand\nnewline") == "tab\tand\nnewline"
+
+
+def test_findings_stream_in_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = make_result()
+    whole = _write(tmp_path, result, "a.xlsx")
+    monkeypatch.setattr(workbook_mod, "CHUNK_ROWS", 4)
+    chunked = _write(tmp_path, result, "b.xlsx")
+    assert whole.read_bytes() == chunked.read_bytes()
+
+
+def test_refunds_and_topups_list_each_log_with_its_ledger_row(book: Any) -> None:
+    result = make_result()
+    ws = book["Refunds & topups"]
+    header = [c.value for c in ws[2]]
+    rows = list(ws.iter_rows(min_row=3, values_only=True))
+    assert [r[header.index("Type")] for r in rows] == ["topup", "refund", "refund"]
+    assert [r[header.index("Quota")] for r in rows] == [5_000_000, 2500, 1200]
+    assert all(r[header.index("Ledger quota")] == r[header.index("Quota")] for r in rows)
+    assert len(rows) == int(result.fetch.logs["type"].isin([1, 6]).sum())
+
+
+def test_an_invoice_is_compared_by_model_and_by_day(tmp_path: Path) -> None:
+    result = invoice_result()
+    assert result.invoice is not None
+    wb = load_workbook(_write(tmp_path, result))
+    summary = wb["Summary"]
+    row = summary[_find(summary, "Invoice, consume rows").row]
+    assert row[2].value == result.invoice.quota
+    day = wb["By day"]
+    header = [c.value for c in day[2]]
+    col = header.index("Ledger quota") + 1
+    assert sum(day.cell(row=r, column=col).value for r in range(3, 34)) == result.invoice.quota
+    model = wb["By model"]
+    header = [c.value for c in model[2]]
+    col = header.index("Ledger quota") + 1
+    total = sum(model.cell(row=r, column=col).value or 0 for r in range(3, model.max_row + 1))
+    assert total == result.invoice.quota
+    assert "Ledger quota" not in [c.value for c in wb["Refunds & topups"][2]]
+
+
+def test_a_period_without_logs_still_gives_a_whole_workbook(tmp_path: Path) -> None:
+    wb = load_workbook(_write(tmp_path, empty_result()))
+    assert wb.sheetnames == ["Summary", "Discrepancies", *TABLE_SHEETS]
+    day = wb["By day"]
+    assert day.max_row == 2 + 31  # every day of the month, all zero
+    assert {day.cell(row=r, column=3).value for r in range(3, 34)} == {0}
+    assert wb["By model"].max_row == 2
+    assert _find(wb["Summary"], "PASS")
