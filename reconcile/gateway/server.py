@@ -1,0 +1,376 @@
+"""A real HTTP server for `GET /api/log/token` with new-api's semantics, plus injectable faults.
+
+Used by the demo, the CLI tests and the fetch tests: the fetcher is exercised over real sockets,
+real keep-alive connections and real timeouts, not a mock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import re
+import socket
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+from reconcile.gateway.store import LogStore
+
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 10  # new-api's ItemsPerPage when page_size is 0 or invalid
+ENDPOINT = "/api/log/token"
+
+_INT = re.compile(r"[+-]?[0-9]{1,18}")
+
+IdStyle = Literal["real", "row_number", "mod1024"]
+
+
+@dataclass(frozen=True)
+class Faults:
+    """What goes wrong, every Nth request (0 = never). Counting is over all requests served.
+
+    When several faults fall on the same request, the first in this order wins: 429, 5xx,
+    timeout, truncate, fail. `insert_every`/`delete_every` apply to requests answered normally.
+    """
+
+    latency: float = 0.0  # seconds added to every request
+    status_429_every: int = 0
+    retry_after: float = 1.0  # the 429's Retry-After, seconds
+    status_500_every: int = 0
+    error_status: int = 500  # the status sent by status_500_every (500, 502, 503, 504)
+    timeout_every: int = 0  # hang for hang_seconds before answering
+    hang_seconds: float = 5.0
+    truncate_every: int = 0  # cut the body short (alternately: short read / invalid JSON)
+    fail_every: int = 0  # HTTP 200 with success:false and fail_message
+    fail_message: str = "查询日志失败"
+    insert_every: int = 0  # insert a row for the key into the queried range, then answer
+    delete_every: int = 0  # delete a row of the key in the queried range, then answer
+    seed: int = 0  # for the inserted rows' times and the deleted rows' choice
+
+
+def _hits(every: int, n: int) -> bool:
+    return every > 0 and n % every == 0
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+    allow_reuse_address = True
+    gateway: GatewayServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as a client pool expects
+    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms ACK stalls
+    server: _HTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.gateway._track(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.gateway._track(self.connection, False)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: the request line carries the key when it is sent as a query parameter."""
+
+    def do_GET(self) -> None:
+        try:
+            self.server.gateway._handle(self)
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):  # client gave up
+            self.close_connection = True
+
+    # -- responses -------------------------------------------------------------------------
+
+    def send_body(
+        self,
+        status: int,
+        body: bytes,
+        *,
+        content_type: str = "application/json; charset=utf-8",
+        headers: dict[str, str] | None = None,
+        declared_length: int | None = None,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header(
+            "Content-Length", str(len(body) if declared_length is None else declared_length)
+        )
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+
+    def send_json(self, obj: object, status: int = 200, **kw: Any) -> None:
+        body = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        self.send_body(status, body, **kw)
+
+
+class GatewayServer:
+    """`with GatewayServer(store, faults=Faults()) as server: fetch from server.url`.
+
+    Options mimic other gateway generations: `accept_bearer=False` is an older server that
+    only reads `?key=`; `unknown_key_status=401, unknown_key_message="无效的令牌"` is a newer
+    one whose auth middleware rejects the token; `legacy_list=True` answers with the
+    un-paged list of old versions; `id_style` rewrites ids as some versions do for users.
+    """
+
+    def __init__(
+        self,
+        store: LogStore,
+        faults: Faults | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        accept_bearer: bool = True,
+        accept_query_key: bool = True,
+        unknown_key_status: int = 200,
+        unknown_key_message: str = "record not found",
+        legacy_list: bool = False,
+        id_style: IdStyle = "real",
+    ) -> None:
+        self.store = store
+        self.faults = faults or Faults()
+        self.host, self.port = host, port
+        self.accept_bearer = accept_bearer
+        self.accept_query_key = accept_query_key
+        self.unknown_key_status = unknown_key_status
+        self.unknown_key_message = unknown_key_message
+        self.legacy_list = legacy_list
+        self.id_style: IdStyle = id_style
+        #: What was served: "ok", "429", "5xx", "timeout", "truncate", "fail", "insert",
+        #: "delete", "error" (a success:false answer to a bad query), "not_found".
+        self.stats: Counter[str] = Counter()
+        self.by_key: Counter[str] = Counter()  # requests per key presented (known or not)
+        self.inserted: list[int] = []  # ids added by insert_every
+        self.deleted: list[int] = []  # ids removed by delete_every
+        self._requests = 0
+        self._truncations = 0
+        self._lock = threading.Lock()
+        self._rng = random.Random(self.faults.seed)
+        self._stopping = threading.Event()
+        self._conns: set[socket.socket] = set()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> GatewayServer:
+        httpd = _HTTPServer((self.host, self.port), _Handler)
+        httpd.gateway = self
+        self._httpd = httpd
+        self.port = httpd.server_address[1]
+        self._stopping.clear()
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # wakes hanging handlers
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:  # idle keep-alive connections would otherwise linger
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._httpd = None
+
+    def __enter__(self) -> GatewayServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def requests(self) -> int:
+        """Requests to the endpoint served so far (every attempt counts, faulty or not)."""
+        with self._lock:
+            return self._requests
+
+    def _track(self, conn: socket.socket, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._conns.add(conn)
+            else:
+                self._conns.discard(conn)
+
+    # -- the endpoint ----------------------------------------------------------------------
+
+    def _handle(self, h: _Handler) -> None:
+        url = urlsplit(h.path)
+        if url.path.rstrip("/") != ENDPOINT:
+            with self._lock:
+                self.stats["not_found"] += 1
+            h.send_body(404, b"404 page not found", content_type="text/plain")
+            return
+        with self._lock:
+            self._requests += 1
+            n = self._requests
+        f = self.faults
+        if f.latency > 0:
+            time.sleep(f.latency)
+        if self._fault(h, n):
+            return
+        q = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        key = q.get("key", "") if self.accept_query_key else ""
+        if not key and self.accept_bearer:
+            auth = h.headers.get("Authorization", "")
+            if auth[:7] in ("Bearer ", "bearer "):
+                auth = auth[7:]
+            key = auth.strip()
+        if not key:
+            self._error(h, "key is required")
+            return
+        with self._lock:
+            self.by_key[key] += 1
+        start, end = _int64(q.get("start_timestamp")), _int64(q.get("end_timestamp"))
+        if start == 0 or end == 0:
+            self._error(h, "start_timestamp and end_timestamp are required")
+            return
+        if not q.get("p") or not q.get("page_size"):
+            self._error(h, "p and page_size are required")
+            return
+        if not self.store.has_key(key):
+            self._error(h, self.unknown_key_message, status=self.unknown_key_status)
+            return
+        page = max(_int64(q.get("p")), 1)
+        size = _int64(q.get("page_size"))
+        size = DEFAULT_PAGE_SIZE if size < 1 else min(size, MAX_PAGE_SIZE)
+        log_type, model = _int64(q.get("type")), q.get("model_name", "")
+
+        if _hits(f.insert_every, n):
+            self._insert_into(key, start, end)
+        if _hits(f.delete_every, n):
+            self._delete_from(key, start, end)
+        offset = (page - 1) * size
+        if self.legacy_list:
+            _, items = self.store.query(key, 1, 2**62, offset=0, limit=2**62)
+            with self._lock:
+                self.stats["ok"] += 1
+            h.send_json({"success": True, "message": "", "data": self._ids(items, 0)})
+            return
+        total, items = self.store.query(
+            key, start, end, offset=offset, limit=size, log_type=log_type, model_name=model
+        )
+        with self._lock:
+            self.stats["ok"] += 1
+        data = {"page": page, "page_size": size, "total": total, "items": self._ids(items, offset)}
+        h.send_json({"success": True, "message": "", "data": data})
+
+    def _ids(self, items: list[dict[str, Any]], offset: int) -> list[dict[str, Any]]:
+        if self.id_style == "real":
+            return items
+        out = []
+        for i, item in enumerate(items):
+            row = dict(item)
+            row["id"] = offset + i + 1 if self.id_style == "row_number" else int(row["id"]) % 1024
+            out.append(row)
+        return out
+
+    def _error(self, h: _Handler, message: str, status: int = 200) -> None:
+        with self._lock:
+            self.stats["error"] += 1
+        h.send_json({"success": False, "message": message}, status=status)
+
+    def _fault(self, h: _Handler, n: int) -> bool:
+        f = self.faults
+        if _hits(f.status_429_every, n):
+            self._count("429")
+            ra = f.retry_after
+            value = str(int(ra)) if float(ra).is_integer() else f"{ra:g}"
+            h.send_body(
+                429, b"Too Many Requests", content_type="text/plain", headers={"Retry-After": value}
+            )
+            return True
+        if _hits(f.status_500_every, n):
+            self._count("5xx")
+            h.send_body(f.error_status, b"Internal Server Error", content_type="text/plain")
+            return True
+        if _hits(f.timeout_every, n):
+            self._count("timeout")
+            self._stopping.wait(f.hang_seconds)
+            h.close_connection = True
+            h.send_json({"success": False, "message": "too late"})
+            return True
+        if _hits(f.truncate_every, n):
+            self._count("truncate")
+            with self._lock:
+                self._truncations += 1
+                short_read = self._truncations % 2 == 1
+            body = json.dumps(
+                {"success": True, "message": "", "data": {"page": 1, "total": 1, "items": []}}
+            ).encode()
+            cut = body[: len(body) // 2]
+            h.close_connection = True
+            # A short read (connection closed before Content-Length bytes), or a complete
+            # response whose JSON is cut: a proxy that dropped the rest.
+            h.send_body(200, cut, declared_length=len(body) if short_read else None)
+            return True
+        if _hits(f.fail_every, n):
+            self._count("fail")
+            h.send_json({"success": False, "message": f.fail_message})
+            return True
+        return False
+
+    def _count(self, what: str) -> None:
+        with self._lock:
+            self.stats[what] += 1
+
+    def _insert_into(self, key: str, start: int, end: int) -> None:
+        with self._lock:
+            created = self._rng.randint(start, end)
+            quota = self._rng.randint(1, 5000)
+        log_id = self.store.insert(
+            key,
+            created_at=created,
+            type=2,
+            model_name="gpt-4o-mini",
+            quota=quota,
+            prompt_tokens=quota,
+            completion_tokens=0,
+            other=json.dumps({"model_ratio": 1, "group_ratio": 1, "completion_ratio": 1}),
+        )
+        with self._lock:
+            self.inserted.append(log_id)
+            self.stats["insert"] += 1
+
+    def _delete_from(self, key: str, start: int, end: int) -> None:
+        ids = sorted(self.store.ids(key, start, end))
+        if not ids:
+            return
+        with self._lock:
+            victim = self._rng.choice(ids)
+        if self.store.remove(key, victim):
+            with self._lock:
+                self.deleted.append(victim)
+                self.stats["delete"] += 1
+
+
+def _int64(text: str | None) -> int:
+    """Go's strconv.ParseInt with the error ignored: anything unparsable is 0."""
+    return int(text) if text and _INT.fullmatch(text) else 0

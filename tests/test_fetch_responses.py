@@ -1,0 +1,138 @@
+"""How single gateway answers are classified (httpx.MockTransport: answers the built-in
+gateway never gives, such as redirects, foreign JSON or an HTTP-date Retry-After)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from reconcile import fetch
+from reconcile.errors import GatewayError
+from reconcile.progress import FetchProgress
+from reconcile.settings import ApiKey, Settings
+
+KEY = ApiKey.of("sk-responsetest0123456789abcdefghijklmnopqrstuv")
+ENDPOINT = "http://gateway.test/api/log/token"
+
+
+@pytest.fixture(autouse=True)
+def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fetch, "BACKOFF_BASE", 0.0)
+
+
+def answer(handler: Callable[[httpx.Request], httpx.Response], **kw: Any) -> fetch._Page:
+    """One page through the real client code, with `handler` as the gateway."""
+    settings = Settings(max_retries=kw.pop("max_retries", 0), **kw)
+
+    async def go() -> fetch._Page:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+            tally = fetch._Tally(None, 1)
+            client = fetch._Client(http, ENDPOINT, settings, fetch._Scrubber([KEY]), tally)
+            return await client.page(KEY, 100, 200, 1, "key k, window w")
+
+    return asyncio.run(go())
+
+
+def ok(data: object) -> httpx.Response:
+    return httpx.Response(200, json={"success": True, "message": "", "data": data})
+
+
+def test_a_good_page() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.headers["Authorization"] == f"Bearer {KEY.secret.get_secret_value()}"
+        assert "key" not in request.url.params  # not in the URL unless the gateway needs it
+        assert request.url.params["page_size"] == "100"
+        assert request.url.params["start_timestamp"] == "100"
+        assert request.url.params["end_timestamp"] == "200"
+        return ok({"page": 1, "page_size": 50, "total": 1, "items": [{"id": 3}]})
+
+    page = answer(handler)
+    assert (page.total, page.page_size, page.items) == (1, 50, [{"id": 3}])
+
+
+@pytest.mark.parametrize(
+    ("response", "match"),
+    [
+        (httpx.Response(301, headers={"Location": "https://x"}), "redirects"),
+        (httpx.Response(404, text="404 page not found"), "HTTP 404.*RECONCILE_BASE_URL"),
+        (httpx.Response(400, json={"message": "bad"}), "HTTP 400 from the gateway: bad"),
+        (httpx.Response(200, json=[1, 2]), r"not new-api's \{success, message, data\}"),
+        (ok({"items": []}), "lacks data.total"),
+        (ok({"page": 2, "total": 0, "items": []}), "asked for page 1"),
+        (ok({"total": 1, "items": ["x"]}), "other than log objects"),
+        (
+            httpx.Response(200, json={"success": False, "message": "p and page_size are required"}),
+            "refused the query",
+        ),
+        (
+            httpx.Response(403, json={"success": False, "message": "IP not allowed"}),
+            "rejected API key .*IP not allowed",
+        ),
+    ],
+)
+def test_answers_that_are_not_retried(response: httpx.Response, match: str) -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return response
+
+    with pytest.raises(GatewayError, match=match):
+        answer(handler, max_retries=3)
+    assert len(calls) == 1
+
+
+def test_a_503_with_an_http_date_retry_after_is_waited_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+    from email.utils import formatdate
+
+    slept: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr(fetch.asyncio, "sleep", fake_sleep)
+    replies = iter(
+        [
+            httpx.Response(503, headers={"Retry-After": formatdate(time.time() + 30, usegmt=True)}),
+            ok({"page": 1, "total": 0, "items": []}),
+        ]
+    )
+    page = answer(lambda request: next(replies), max_retries=2, retry_budget=60)
+    assert page.total == 0
+    assert len(slept) == 1
+    assert 25 < slept[0] <= 31
+
+
+def test_a_body_that_is_not_json_is_retried_then_reported() -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(200, content=b'{"success": true, "data": {"tot')
+
+    with pytest.raises(GatewayError, match="truncated or not JSON; gave up after 3 attempts"):
+        answer(handler, max_retries=2)
+    assert len(calls) == 3
+
+
+def test_progress_counts_pages_logs_and_retries() -> None:
+    seen: list[FetchProgress] = []
+    replies = iter([httpx.Response(502), ok({"page": 1, "total": 2, "items": [{}, {}]})])
+
+    async def go() -> None:
+        transport = httpx.MockTransport(lambda request: next(replies))
+        async with httpx.AsyncClient(transport=transport) as http:
+            tally = fetch._Tally(seen.append, 1)
+            settings = Settings(max_retries=1)
+            client = fetch._Client(http, ENDPOINT, settings, fetch._Scrubber([KEY]), tally)
+            await client.page(KEY, 1, 2, 1, "w")
+
+    asyncio.run(go())
+    assert seen[-1] == FetchProgress(pages=1, logs=2, retries=1, keys_total=1)
