@@ -1,0 +1,158 @@
+"""End to end from a snapshot: N logs and an N-row ledger, timed stage by stage.
+
+    ./dev python benchmarks/bench_end_to_end.py [--logs 1000000]
+
+Builds a synthetic month (consume logs over several models and groups, a ledger with a few
+thousand planted problems), stores it as a snapshot, then runs what `reconcile run
+--from-snapshot` runs — read snapshot, load ledger, price, match, write the report — printing
+the seconds of each stage, the total and the peak resident memory of the process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from reconcile import findings
+from reconcile.ledger import load_ledger, unreadable_findings
+from reconcile.match import match_ledger
+from reconcile.period import parse_period
+from reconcile.pipeline import write_report
+from reconcile.pricing import price_logs
+from reconcile.results import FetchResult, InputFile, RunResult
+from reconcile.rules import load_rules
+from reconcile.schema import LOG_DTYPES
+from reconcile.snapshot import read_snapshot, write_snapshot
+
+ROOT = Path(__file__).resolve().parents[1]
+RULES = ROOT / "reconcile" / "demo_data" / "rules.toml"
+MODELS = ["gpt-4o", "gpt-4o-mini", "claude-sonnet-4-20250514", "deepseek-chat", "dall-e-3"]
+
+
+def synth_logs(n: int, period_start: int, period_end: int, seed: int = 7) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    created = np.sort(rng.integers(period_start, period_end, n))
+    prompt = rng.integers(100, 8000, n)
+    completion = rng.integers(10, 2000, n)
+    model = rng.choice(MODELS, n, p=[0.3, 0.3, 0.2, 0.15, 0.05])
+    group = rng.choice(["default", "vip"], n, p=[0.7, 0.3])
+    df = pd.DataFrame(
+        {
+            "id": np.arange(1, n + 1, dtype="int64") * 3,
+            "created_at": created,
+            "type": 2,
+            "key_ref": "key-00000001",
+            "token_name": np.where(group == "vip", "batch", "prod"),
+            "username": "bench",
+            "model_name": model,
+            "group": group,
+            "quota": (prompt + completion * 4) // 3,  # deliberately not the contract's price
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "use_time": 3,
+            "is_stream": True,
+            "channel": 1,
+            "request_id": "",
+            "content": "",
+            "other": "",
+        }
+    )
+    return df.astype(LOG_DTYPES)  # type: ignore[arg-type]
+
+
+def write_ledger(logs: pd.DataFrame, path: Path, planted: int, tz: str) -> None:
+    rng = np.random.default_rng(11)
+    ledger = pd.DataFrame(
+        {
+            "log_id": logs["id"],
+            "created_at": pd.to_datetime(logs["created_at"], unit="s", utc=True)
+            .dt.tz_convert(tz)
+            .dt.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "type": "consume",
+            "token_name": logs["token_name"],
+            "model_name": logs["model_name"],
+            "quota": logs["quota"],
+        }
+    )
+    drop = rng.choice(len(ledger), planted, replace=False)
+    alter = rng.choice(np.setdiff1d(np.arange(len(ledger)), drop), planted, replace=False)
+    ledger.loc[alter, "quota"] += 1000
+    dup = ledger.iloc[alter[: planted // 2]]
+    ledger = pd.concat([ledger.drop(index=drop), dup])
+    ledger.to_csv(path, index=False)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--logs", type=int, default=1_000_000)
+    ap.add_argument("--planted", type=int, default=2000)
+    args = ap.parse_args()
+    tz = "Asia/Shanghai"
+    period = parse_period("2026-10", None, None, tz)
+    work = Path(tempfile.mkdtemp(prefix="reconcile-bench-"))
+    logs = synth_logs(args.logs, period.start_ts, period.end_ts)
+    fetched = FetchResult(
+        period=period,
+        logs=logs,
+        windows=[],
+        key_refs=["key-00000001"],
+        fetched_at=datetime(2026, 11, 1, 2, 0, tzinfo=UTC),
+    )
+    write_snapshot(fetched, work / "snap")
+    write_ledger(logs, work / "ledger.csv", args.planted, tz)
+    del logs, fetched
+    print(f"inputs: {args.logs:,} logs, ledger {(work / 'ledger.csv').stat().st_size / 1e6:.0f} MB")
+
+    times: dict[str, float] = {}
+
+    def timed(name: str, fn):  # type: ignore[no-untyped-def]
+        t = time.perf_counter()
+        out = fn()
+        times[name] = time.perf_counter() - t
+        return out
+
+    rules = timed("rules", lambda: load_rules(RULES))
+    snap = timed("read snapshot", lambda: read_snapshot(work / "snap"))
+    ledger = timed("load ledger", lambda: load_ledger(work / "ledger.csv", rules, period.tz))
+    pricing = timed("price", lambda: price_logs(snap.logs, rules, period.tz))
+    frames = timed(
+        "match",
+        lambda: [match_ledger(snap.logs, ledger, period, rules), unreadable_findings(ledger)],
+    )
+    found = timed("finalize", lambda: findings.finalize([pricing.findings, *frames], rules))
+    result = RunResult(
+        fetch=snap,
+        rules=rules,
+        pricing=pricing,
+        findings=found,
+        inputs=[InputFile("ledger", str(work / "ledger.csv"), ledger.sha256)],
+        fail_on="error",
+        status="fail" if findings.reaches(found, "error") else "pass",
+        ledger=ledger,
+    )
+    timed("write report", lambda: write_report(result, work / "out"))
+    total = sum(times.values())
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for name, secs in times.items():
+        print(f"  {name:<14} {secs:8.2f} s")
+    print(f"  {'total':<14} {total:8.2f} s   (target < 60 s)")
+    print(f"peak RSS {peak_mb:,.0f} MB (target < 3,072 MB)   findings {len(found):,}")
+    summary = json.loads((work / "out" / "summary.json").read_text())
+    print(
+        "discrepancies:", {k: v["count"] for k, v in summary["discrepancies"].items() if v["count"]}
+    )
+    print(
+        "workbook:", f"{(work / 'out' / 'reconciliation-2026-10.xlsx').stat().st_size / 1e6:.1f} MB"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+"""The stages in order: settings → fetch (or snapshot) → price → match → report.
+
+Everything here computes or writes; nothing prints and nothing exits. The CLI calls these.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconcile import findings as findings_mod
+from reconcile.errors import InputError
+from reconcile.fetch import fetch_logs
+from reconcile.invoice import load_invoice
+from reconcile.ledger import load_ledger, unreadable_findings
+from reconcile.match import match_invoice, match_ledger
+from reconcile.outputs import atomic_directory, atomic_write_text
+from reconcile.period import Period
+from reconcile.pricing import price_logs
+from reconcile.progress import ProgressHook
+from reconcile.report.csvfile import write_discrepancies_csv
+from reconcile.report.junit import render_junit
+from reconcile.report.markdown import render_markdown
+from reconcile.report.workbook import write_workbook
+from reconcile.results import FetchResult, InputFile, Ledger, RunResult
+from reconcile.rules import load_rules
+from reconcile.settings import Settings
+from reconcile.snapshot import read_snapshot, write_snapshot
+from reconcile.summary import build_summary
+
+SNAPSHOT_DIR = "snapshot"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What one `reconcile run` was asked to do (flags and settings already merged)."""
+
+    period: Period | None  # None: take the period from the snapshot
+    rules: Path
+    ledger: Path | None = None
+    invoice: Path | None = None
+    ledger_profile: Path | None = None
+    from_snapshot: Path | None = None
+    fail_on: str = "error"
+
+
+def default_out_dir(period: Period) -> Path:
+    return Path("reports") / period.label
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_readable(path: Path, role: str) -> None:
+    if not path.is_file():
+        raise InputError(f"{role} file not found", file=path)
+
+
+def fetch_period(
+    settings: Settings, period: Period, progress: ProgressHook | None = None
+) -> FetchResult:
+    """Fetch every configured key's logs for the period; the gateway must be set up."""
+    if not settings.base_url:
+        raise InputError("no gateway URL: set RECONCILE_BASE_URL", field="RECONCILE_BASE_URL")
+    keys = settings.keys()
+    if not keys:
+        raise InputError("no API key: set RECONCILE_API_KEYS", field="RECONCILE_API_KEYS")
+    return fetch_logs(settings, period, keys, progress)
+
+
+def compute(
+    settings: Settings, request: RunRequest, progress: ProgressHook | None = None
+) -> RunResult:
+    """Run every stage and return the verdict; inputs are validated before the network."""
+    if request.ledger is not None and request.invoice is not None:
+        raise InputError("give --ledger or --invoice, not both", field="--invoice")
+    _check_readable(request.rules, "rules")
+    rules = load_rules(request.rules)
+    inputs = [InputFile("rules", str(request.rules), rules.sha256)]
+
+    snapshot: FetchResult | None = None
+    if request.from_snapshot is not None:
+        snapshot = read_snapshot(request.from_snapshot)
+        if request.period is not None and (
+            request.period.start != snapshot.period.start
+            or request.period.end != snapshot.period.end
+        ):
+            raise InputError(
+                f"the snapshot holds {snapshot.period.label} "
+                f"({snapshot.period.start.isoformat()} to {snapshot.period.end.isoformat()}), "
+                "not the period asked for",
+                file=request.from_snapshot,
+                field="--period",
+            )
+    period = snapshot.period if snapshot is not None else request.period
+    if period is None:
+        raise InputError("give --period or --start/--end", field="--period")
+    tz = period.tz
+
+    ledger: Ledger | None = None
+    invoice: Ledger | None = None
+    if request.ledger is not None:
+        _check_readable(request.ledger, "ledger")
+        ledger = load_ledger(request.ledger, rules, tz, request.ledger_profile)
+        inputs.append(InputFile("ledger", str(request.ledger), ledger.sha256))
+    if request.invoice is not None:
+        _check_readable(request.invoice, "invoice")
+        invoice = load_invoice(request.invoice, rules, tz, request.ledger_profile)
+        inputs.append(InputFile("invoice", str(request.invoice), invoice.sha256))
+
+    if snapshot is not None:
+        fetched = snapshot
+        manifest = _snapshot_manifest(request.from_snapshot)
+        inputs.append(InputFile("snapshot", str(request.from_snapshot), _sha256(manifest)))
+    else:
+        fetched = fetch_period(settings, period, progress)
+
+    pricing = price_logs(fetched.logs, rules, tz)
+    frames = [pricing.findings]
+    if ledger is not None:
+        frames += [match_ledger(fetched.logs, ledger, period, rules), unreadable_findings(ledger)]
+    if invoice is not None:
+        frames += [
+            match_invoice(fetched.logs, invoice, period, rules),
+            unreadable_findings(invoice),
+        ]
+    found = findings_mod.finalize(frames, rules)
+    failed = findings_mod.reaches(found, request.fail_on)
+    return RunResult(
+        fetch=fetched,
+        rules=rules,
+        pricing=pricing,
+        findings=found,
+        inputs=inputs,
+        fail_on=request.fail_on,
+        status="fail" if failed else "pass",
+        ledger=ledger,
+        invoice=invoice,
+        warnings=list(pricing.warnings),
+    )
+
+
+def _snapshot_manifest(path: Path | None) -> Path:
+    assert path is not None
+    for candidate in (path / "manifest.json", path / SNAPSHOT_DIR / "manifest.json"):
+        if candidate.is_file():
+            return candidate
+    raise InputError("no snapshot manifest.json here", file=path)
+
+
+def write_report(result: RunResult, out_dir: Path, junit: Path | None = None) -> dict[str, Path]:
+    """Write every output into `out_dir` atomically; return what was written, by role."""
+    label = result.period.label
+    names = {
+        "workbook": f"reconciliation-{label}.xlsx",
+        "summary": "summary.json",
+        "discrepancies": "discrepancies.csv",
+        "snapshot": SNAPSHOT_DIR,
+    }
+    summary = build_summary(result)
+    with atomic_directory(out_dir) as staging:
+        write_snapshot(result.fetch, staging / SNAPSHOT_DIR)
+        write_discrepancies_csv(result.findings, staging / names["discrepancies"])
+        write_workbook(result, staging / names["workbook"])
+        (staging / names["summary"]).write_text(
+            json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+    written = {role: out_dir / name for role, name in names.items()}
+    if junit is not None:
+        atomic_write_text(junit, render_junit(summary, result.findings))
+        written["junit"] = junit
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with open(step_summary, "a", encoding="utf-8") as f:
+            f.write(render_markdown(summary) + "\n")
+    return written
+
+
+def write_fetch(result: FetchResult, out_dir: Path) -> Path:
+    """`reconcile fetch`: store the snapshot only, atomically."""
+    with atomic_directory(out_dir) as staging:
+        write_snapshot(result, staging / SNAPSHOT_DIR)
+    return out_dir / SNAPSHOT_DIR

@@ -1,0 +1,50 @@
+"""Shared fixtures: the demo gateway on 127.0.0.1 and a way to run the CLI as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from reconcile import demo
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Gateway:
+    url: str
+    keys: list[str]
+
+
+@pytest.fixture(scope="session")
+def demo_gateway() -> Iterator[Gateway]:
+    with demo.demo_gateway() as (url, keys):
+        yield Gateway(url, keys)
+
+
+@dataclass(frozen=True)
+class Ran:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str | Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> Ran:
+    """Run `python -m reconcile ARGS` in a clean environment (no RECONCILE_* from the caller)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("RECONCILE_", "GITHUB_"))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "reconcile", *map(str, args)],
+        env={**base, **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    return Ran(proc.returncode, proc.stdout, proc.stderr)

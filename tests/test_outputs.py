@@ -1,0 +1,53 @@
+"""A failed run leaves no half-written report, and never damages the previous one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconcile.outputs import atomic_directory, atomic_write_text
+from reconcile.redact import Redactor
+from reconcile.settings import ApiKey
+
+
+def test_a_failure_while_writing_leaves_the_earlier_report_untouched(tmp_path: Path) -> None:
+    out = tmp_path / "2026-10"
+    out.mkdir()
+    (out / "summary.json").write_text("earlier", encoding="utf-8")
+
+    def write_half_then_fail() -> None:
+        with atomic_directory(out) as staging:
+            (staging / "summary.json").write_text("half", encoding="utf-8")
+            raise RuntimeError("the workbook writer failed")
+
+    with pytest.raises(RuntimeError):
+        write_half_then_fail()
+    assert (out / "summary.json").read_text(encoding="utf-8") == "earlier"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["2026-10"]
+
+
+def test_a_complete_write_replaces_the_whole_directory(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "stale.csv").write_text("old", encoding="utf-8")
+    with atomic_directory(out) as staging:
+        (staging / "summary.json").write_text("new", encoding="utf-8")
+    assert sorted(p.name for p in out.iterdir()) == ["summary.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+
+
+def test_atomic_write_text_creates_the_file_whole(tmp_path: Path) -> None:
+    target = tmp_path / "junit" / "audit.xml"
+    atomic_write_text(target, "<testsuites/>")
+    assert target.read_text(encoding="utf-8") == "<testsuites/>"
+    assert [p.name for p in target.parent.iterdir()] == ["audit.xml"]
+
+
+def test_redactor_scrubs_configured_keys_and_anything_shaped_like_one() -> None:
+    key = ApiKey.of("sk-" + "a1" * 24)
+    redact = Redactor([key])
+    text = redact(f"GET /api/log/token?key={key.secret.get_secret_value()} and sk-{'Q' * 30}")
+    assert key.secret.get_secret_value() not in text
+    assert key.ref in text
+    assert "Q" * 30 not in text
