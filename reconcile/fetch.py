@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-from urllib.parse import quote, quote_plus, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import pandas as pd
@@ -45,7 +45,7 @@ from reconcile import __version__
 from reconcile.errors import GatewayError, InputError, ReconcileError
 from reconcile.period import Period
 from reconcile.progress import FetchProgress, ProgressHook
-from reconcile.redact import Redactor
+from reconcile.redact import RedactingFilter, Redactor
 from reconcile.results import FetchResult, WindowRecord
 from reconcile.schema import LOG_DTYPES, TYPE_NAMES
 from reconcile.settings import ApiKey, Settings
@@ -102,7 +102,7 @@ def fetch_logs(
             "no API key configured: set RECONCILE_API_KEYS", field="RECONCILE_API_KEYS"
         )
     endpoint, base = _endpoint(settings.base_url)
-    redact = _Scrubber(keys)
+    redact = Redactor(keys)
     fetched_at = datetime.now(UTC).replace(microsecond=0)
     run = _Run(settings, period, keys, endpoint, redact, progress)
     with _redacted_http_logs(redact), _gc_paused():
@@ -165,41 +165,6 @@ def _run_sync(factory: Callable[[], Awaitable[T]]) -> T:
         return pool.submit(asyncio.run, main()).result()
 
 
-class _Scrubber:
-    """Replaces each key with `<ref>` in text, also in the URL-encoded forms a query string has."""
-
-    def __init__(self, keys: list[ApiKey]) -> None:
-        self._redact = Redactor(keys)
-        self._encoded: list[tuple[str, str]] = []
-        for key in keys:
-            secret = key.secret.get_secret_value()
-            encoded = {
-                str(httpx.QueryParams({"k": secret}))[2:],
-                quote(secret, safe=""),
-                quote_plus(secret),
-            }
-            self._encoded += [(e, f"<{key.ref}>") for e in encoded if e and e != secret]
-        self._encoded.sort(key=lambda pair: -len(pair[0]))
-
-    def __call__(self, text: str) -> str:
-        for encoded, ref in self._encoded:
-            text = text.replace(encoded, ref)
-        return self._redact(text)
-
-
-class _ScrubFilter(logging.Filter):
-    """Renders a record's message once, scrubbed (httpx puts request URLs in its records)."""
-
-    def __init__(self, scrub: _Scrubber) -> None:
-        super().__init__()
-        self._scrub = scrub
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = self._scrub(record.getMessage())
-        record.args = None
-        return True
-
-
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while fetching, restoring it afterwards.
@@ -219,10 +184,10 @@ def _gc_paused() -> Iterator[None]:
 
 
 @contextmanager
-def _redacted_http_logs(redact: _Scrubber) -> Iterator[None]:
+def _redacted_http_logs(redact: Redactor) -> Iterator[None]:
     """httpx logs every request URL at INFO; scrub keys from those records while we run."""
     names = ("httpx", "httpcore", "httpcore.http11", "httpcore.connection", "httpcore.proxy")
-    filt = _ScrubFilter(redact)
+    filt = RedactingFilter(redact)
     for name in names:
         logging.getLogger(name).addFilter(filt)
     try:
@@ -277,7 +242,7 @@ class _Client:
         http: httpx.AsyncClient,
         endpoint: str,
         settings: Settings,
-        redact: _Scrubber,
+        redact: Redactor,
         tally: _Tally,
     ) -> None:
         self._http = http
@@ -611,7 +576,7 @@ class _Run:
         period: Period,
         keys: list[ApiKey],
         endpoint: str,
-        redact: _Scrubber,
+        redact: Redactor,
         progress: ProgressHook | None,
     ) -> None:
         self.settings = settings

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
+from urllib.parse import quote, quote_plus
+
+import httpx
 
 from reconcile.settings import ApiKey
 
@@ -15,21 +19,25 @@ class Redactor:
     """Replaces every configured key (and anything shaped like one) with its safe reference."""
 
     def __init__(self, keys: list[ApiKey]) -> None:
-        self._pairs = sorted(
-            ((k.secret.get_secret_value(), k.ref) for k in keys), key=lambda p: -len(p[0])
-        )
+        pairs: set[tuple[str, str]] = set()
+        for key in keys:
+            secret = key.secret.get_secret_value()
+            # Also the URL-encoded forms a query string or an httpx error message would hold.
+            forms = {secret, quote(secret, safe=""), quote_plus(secret)}
+            forms.add(str(httpx.QueryParams({"k": secret}))[2:])
+            pairs |= {(form, key.ref) for form in forms if form}
+        self._pairs = sorted(pairs, key=lambda p: (-len(p[0]), p))
 
     def __call__(self, text: str) -> str:
         for secret, ref in self._pairs:
-            if secret:
-                text = text.replace(secret, f"<{ref}>")
+            text = text.replace(secret, f"<{ref}>")
         return _KEY_SHAPE.sub("sk-<redacted>", text)
 
 
 class RedactingFilter(logging.Filter):
     """A logging filter that renders each record's message once, redacted."""
 
-    def __init__(self, redact: Redactor) -> None:
+    def __init__(self, redact: Callable[[str], str]) -> None:
         super().__init__()
         self._redact = redact
 
