@@ -13,6 +13,7 @@ import pytest
 from reconcile import fetch
 from reconcile.errors import GatewayError
 from reconcile.progress import FetchProgress
+from reconcile.redact import Redactor
 from reconcile.settings import ApiKey, Settings
 
 KEY = ApiKey.of("sk-responsetest0123456789abcdefghijklmnopqrstuv")
@@ -31,7 +32,7 @@ def answer(handler: Callable[[httpx.Request], httpx.Response], **kw: Any) -> fet
     async def go() -> fetch._Page:
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
             tally = fetch._Tally(None, 1)
-            client = fetch._Client(http, ENDPOINT, settings, fetch._Scrubber([KEY]), tally)
+            client = fetch._Client(http, ENDPOINT, settings, Redactor([KEY]), tally)
             return await client.page(KEY, 100, 200, 1, "key k, window w")
 
     return asyncio.run(go())
@@ -131,7 +132,7 @@ def test_progress_counts_pages_logs_and_retries() -> None:
         async with httpx.AsyncClient(transport=transport) as http:
             tally = fetch._Tally(seen.append, 1)
             settings = Settings(max_retries=1)
-            client = fetch._Client(http, ENDPOINT, settings, fetch._Scrubber([KEY]), tally)
+            client = fetch._Client(http, ENDPOINT, settings, Redactor([KEY]), tally)
             await client.page(KEY, 1, 2, 1, "w")
 
     asyncio.run(go())
