@@ -192,6 +192,18 @@ def _by_model_sheet(book: Book, result: RunResult, money: Money) -> None:
     )
 
 
+#: The spend columns By day and By token share: what was charged, expected, refunded, topped up.
+_SPEND_COLUMNS: list[tuple[Column, str]] = [
+    (Column("Consume logs", "int"), "logs"),
+    (Column("Charged quota", "int"), "charged"),
+    (Column("Charged, re-priced logs", "int"), "charged_repriced"),
+    (Column("Expected quota", "int"), "expected"),
+    (Column("Charged − expected", "int"), "diff"),
+    (Column("Refund quota", "int"), "refund"),
+    (Column("Topup quota", "int"), "topup"),
+]
+
+
 def _by_day_sheet(book: Book, result: RunResult, money: Money) -> None:
     df, has_book, undated = by_day(result)
     df = _money_cols(df, money, ["charged", "expected", "ledger"])
@@ -199,13 +211,7 @@ def _by_day_sheet(book: Book, result: RunResult, money: Money) -> None:
     cur = money.currency
     spec: list[tuple[Column, str]] = [
         (Column("Day", "date", width=16), "day"),
-        (Column("Consume logs", "int"), "logs"),
-        (Column("Charged quota", "int"), "charged"),
-        (Column("Charged, re-priced logs", "int"), "charged_repriced"),
-        (Column("Expected quota", "int"), "expected"),
-        (Column("Charged − expected", "int"), "diff"),
-        (Column("Refund quota", "int"), "refund"),
-        (Column("Topup quota", "int"), "topup"),
+        *_SPEND_COLUMNS,
     ]
     if has_book:
         spec += [
@@ -271,13 +277,7 @@ def _by_token_sheet(book: Book, result: RunResult, money: Money) -> None:
     spec: list[tuple[Column, str]] = [
         (Column("Token"), "token_name"),
         (Column("API key refs"), "keys"),
-        (Column("Consume logs", "int"), "logs"),
-        (Column("Charged quota", "int"), "charged"),
-        (Column("Charged, re-priced logs", "int"), "charged_repriced"),
-        (Column("Expected quota", "int"), "expected"),
-        (Column("Charged − expected", "int"), "diff"),
-        (Column("Refund quota", "int"), "refund"),
-        (Column("Topup quota", "int"), "topup"),
+        *_SPEND_COLUMNS,
         (Column("Net spend quota", "int"), "net"),
     ]
     if has_book:
