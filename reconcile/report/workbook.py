@@ -139,9 +139,11 @@ def _simple_table(
     df: pd.DataFrame,
     spec: Sequence[tuple[Column, str]],
     elsewhere: str = "",
-) -> xlsx.Table:
+    grid: bool = True,
+) -> tuple[Any, xlsx.Table]:
+    """A sheet holding one table of `df`'s columns named in `spec`; returns sheet and table."""
     ws = book.sheet(name)
-    return write_table(
+    table = write_table(
         book,
         ws,
         title,
@@ -150,7 +152,9 @@ def _simple_table(
         len(df),
         widths=column_widths(df, spec),
         elsewhere=elsewhere,
+        grid=grid,
     )
+    return ws, table
 
 
 def _by_model_sheet(book: Book, result: RunResult, money: Money) -> None:
@@ -227,18 +231,8 @@ def _by_day_sheet(book: Book, result: RunResult, money: Money) -> None:
     title = f"Per day in {result.period.timezone}. Expected covers the re-priced logs only."
     if undated:
         title += f" {undated:,} ledger rows have no date and are not in this table."
-    ws = book.sheet("By day")
-    table = write_table(
-        book,
-        ws,
-        title,
-        [c for c, _ in spec],
-        _frame_rows(df, [k for _, k in spec]),
-        len(df),
-        widths=column_widths(df, spec),
-        elsewhere="",
-        grid=False,  # the chart sits below the table
-    )
+    # no grid: the chart sits below the table
+    ws, table = _simple_table(book, "By day", title, df, spec, grid=False)
     if table.shown:
         amount_cols = [i for i, (c, _) in enumerate(spec, 1) if c.kind == "amount"]
         _add_day_chart(ws, table, amount_cols, money.currency)
