@@ -28,10 +28,14 @@ from reconcile.report.workbook import write_workbook
 from reconcile.results import FetchResult, InputFile, Ledger, RunResult
 from reconcile.rules import load_rules
 from reconcile.settings import Settings
-from reconcile.snapshot import read_snapshot, write_snapshot
+from reconcile.snapshot import (
+    MANIFEST_FILE,
+    SNAPSHOT_DIR,
+    find_snapshot,
+    read_snapshot,
+    write_snapshot,
+)
 from reconcile.summary import build_summary
-
-SNAPSHOT_DIR = "snapshot"
 
 
 @dataclass(frozen=True)
@@ -49,14 +53,6 @@ class RunRequest:
 
 def default_out_dir(period: Period) -> Path:
     return Path("reports") / period.label
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _check_readable(path: Path, role: str) -> None:
@@ -87,8 +83,15 @@ def compute(
     inputs = [InputFile("rules", str(request.rules), rules.sha256)]
 
     snapshot: FetchResult | None = None
+    snapshot_input: InputFile | None = None
     if request.from_snapshot is not None:
         snapshot = read_snapshot(request.from_snapshot)
+        manifest = find_snapshot(request.from_snapshot) / MANIFEST_FILE
+        snapshot_input = InputFile(
+            "snapshot",
+            str(request.from_snapshot),
+            hashlib.sha256(manifest.read_bytes()).hexdigest(),
+        )
         if request.period is not None and (
             request.period.start != snapshot.period.start
             or request.period.end != snapshot.period.end
@@ -116,12 +119,9 @@ def compute(
         invoice = load_invoice(request.invoice, rules, tz, request.ledger_profile)
         inputs.append(InputFile("invoice", str(request.invoice), invoice.sha256))
 
-    if snapshot is not None:
-        fetched = snapshot
-        manifest = _snapshot_manifest(request.from_snapshot)
-        inputs.append(InputFile("snapshot", str(request.from_snapshot), _sha256(manifest)))
-    else:
-        fetched = fetch_period(settings, period, progress)
+    if snapshot_input is not None:
+        inputs.append(snapshot_input)
+    fetched = snapshot if snapshot is not None else fetch_period(settings, period, progress)
 
     pricing = price_logs(fetched.logs, rules, tz)
     frames = [pricing.findings]
@@ -146,14 +146,6 @@ def compute(
         invoice=invoice,
         warnings=list(pricing.warnings),
     )
-
-
-def _snapshot_manifest(path: Path | None) -> Path:
-    assert path is not None
-    for candidate in (path / "manifest.json", path / SNAPSHOT_DIR / "manifest.json"):
-        if candidate.is_file():
-            return candidate
-    raise InputError("no snapshot manifest.json here", file=path)
 
 
 def write_report(result: RunResult, out_dir: Path, junit: Path | None = None) -> dict[str, Path]:
