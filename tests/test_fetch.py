@@ -145,6 +145,18 @@ def test_more_logs_in_one_second_than_a_window_holds_are_still_all_fetched(
     assert "within one second" in caplog.text
 
 
+def test_no_more_connections_than_the_concurrency_setting_each_kept_alive() -> None:
+    store = LogStore()
+    fill(store, 3000)
+    with GatewayServer(store, Faults(latency=0.005)) as srv:
+        result = run(srv, concurrency=3, window_rows=400)
+        assert ids_of(result) == expected(store)
+        assert len(result.windows) > 3  # windows fetched side by side, contending for slots
+        assert srv.peak_connections == 3
+        assert srv.connections_opened == 3  # kept alive: no connection per request
+        assert srv.requests > 30
+
+
 def test_period_boundaries_start_included_end_excluded() -> None:
     store = LogStore()
     at = {"before": START - 1, "start": START, "last": END - 1, "end": END}

@@ -160,6 +160,8 @@ class GatewayServer:
         self._rng = random.Random(self.faults.seed)
         self._stopping = threading.Event()
         self._conns: set[socket.socket] = set()
+        self.connections_opened = 0  # TCP connections accepted, over the server's life
+        self.peak_connections = 0  # most connections open at the same time
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -216,6 +218,8 @@ class GatewayServer:
         with self._lock:
             if add:
                 self._conns.add(conn)
+                self.connections_opened += 1
+                self.peak_connections = max(self.peak_connections, len(self._conns))
             else:
                 self._conns.discard(conn)
 
