@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from pathlib import Path
@@ -10,7 +11,6 @@ from typing import Annotated
 import typer
 from pydantic import SecretStr
 
-from reconcile import demo as demo_mod
 from reconcile import pipeline
 from reconcile.errors import ReconcileError
 from reconcile.findings import by_category
@@ -187,6 +187,8 @@ def demo(
     quiet: QuietOpt = False,
 ) -> None:
     """Run the whole reconciliation against a built-in gateway serving fixture logs."""
+    from reconcile import demo as demo_mod  # the built-in gateway: only the demo needs it
+
     redact = Redactor([])
     try:
         with demo_mod.demo_gateway() as (url, keys):
@@ -226,4 +228,8 @@ def rules_check(path: Annotated[Path, typer.Argument(help="The rules file to val
 
 
 def main() -> None:
+    # What the imports built (pandas, pyarrow, ...) lives until exit. Freezing it keeps the
+    # garbage collector from walking it again at every full collection and once more at
+    # exit, which took 0.1-0.3 s of every run (measured on `reconcile fetch`).
+    gc.freeze()
     app()

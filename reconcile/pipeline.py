@@ -21,10 +21,6 @@ from reconcile.outputs import atomic_directory, atomic_write_text
 from reconcile.period import Period
 from reconcile.pricing import price_logs
 from reconcile.progress import ProgressHook
-from reconcile.report.csvfile import write_discrepancies_csv
-from reconcile.report.junit import render_junit
-from reconcile.report.markdown import render_markdown
-from reconcile.report.workbook import write_workbook
 from reconcile.results import FetchResult, InputFile, Ledger, RunResult
 from reconcile.rules import load_rules
 from reconcile.settings import Settings
@@ -150,6 +146,13 @@ def compute(
 
 def write_report(result: RunResult, out_dir: Path, junit: Path | None = None) -> dict[str, Path]:
     """Write every output into `out_dir` atomically; return what was written, by role."""
+    # imported here: `reconcile fetch` never writes a report and starts faster without
+    # loading openpyxl and the report code
+    from reconcile.report.csvfile import write_discrepancies_csv
+    from reconcile.report.junit import render_junit
+    from reconcile.report.markdown import render_markdown
+    from reconcile.report.workbook import write_workbook
+
     label = result.period.label
     names = {
         "workbook": f"reconciliation-{label}.xlsx",
