@@ -4,6 +4,7 @@ gateway never gives, such as redirects, foreign JSON or an HTTP-date Retry-After
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -137,3 +138,15 @@ def test_progress_counts_pages_logs_and_retries() -> None:
 
     asyncio.run(go())
     assert seen[-1] == FetchProgress(pages=1, logs=2, retries=1, keys_total=1)
+
+
+def test_an_https_gateway_certificate_is_verified_against_the_ca_bundle() -> None:
+    https = fetch._ConnectionShards(2, https=True).tls
+    assert https.verify_mode is ssl.CERT_REQUIRED
+    assert https.check_hostname
+    assert https.cert_store_stats()["x509_ca"] > 0  # the CA bundle is loaded
+    # a plain-http gateway's pools hold a context that trusts nothing, should TLS ever happen
+    plain = fetch._ConnectionShards(2, https=False).tls
+    assert plain.verify_mode is ssl.CERT_REQUIRED
+    assert plain.check_hostname
+    assert plain.cert_store_stats()["x509_ca"] == 0
