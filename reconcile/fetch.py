@@ -31,7 +31,7 @@ import operator
 import random
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -269,36 +269,16 @@ class _ConnectionShards(httpx.AsyncBaseTransport):
         pool = await self._free.get()
         try:
             resp = await pool.handle_async_request(request)
-        except BaseException:
+            body = await resp.aread()  # pages are small: read whole, the connection is free
+        finally:
             self._free.put_nowait(pool)
-            raise
-        assert isinstance(resp.stream, httpx.AsyncByteStream)
-        resp.stream = _ReleasedOnClose(resp.stream, lambda: self._free.put_nowait(pool))
-        return resp
+        return httpx.Response(
+            resp.status_code, headers=resp.headers, content=body, extensions=resp.extensions
+        )
 
     async def aclose(self) -> None:
         for pool in self._all:
             await pool.aclose()
-
-
-class _ReleasedOnClose(httpx.AsyncByteStream):
-    """A response body that hands its connection back once the body is closed."""
-
-    def __init__(self, inner: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
-        self._inner = inner
-        self._release: Callable[[], None] | None = release
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._inner:
-            yield chunk
-
-    async def aclose(self) -> None:
-        try:
-            await self._inner.aclose()
-        finally:
-            release, self._release = self._release, None
-            if release is not None:
-                release()
 
 
 class _Client:
