@@ -807,7 +807,17 @@ class _KeyFetch:
         self.finish(w)
 
     async def repair(self, w: _Window) -> None:
-        """Recount and re-read the disagreeing parts until ids and total agree (bounded)."""
+        """Re-read the window until the gateway's answer and the rows held agree (bounded).
+
+        Rows moved while the window was paged, so what paging read proves nothing: a log
+        deleted meanwhile shifts the rows after it up one place, so one is skipped while the
+        deleted one was already read, and the count still matches. The first round therefore
+        re-reads the whole window as ranges small enough for one answer each (one query:
+        nothing shifts within it). Later rounds recount and re-read only ranges that disagree:
+        after a read without offsets, a deletion shows in the count and an insertion among the
+        newest logs of its range (ids only grow, and the gateway answers newest first).
+        """
+        trust = False
         while True:
             if w.attempts >= MAX_WINDOW_ATTEMPTS:
                 raise GatewayError(
@@ -819,20 +829,21 @@ class _KeyFetch:
             page = await self.get(w.start, w.end, 1)
             w.pages += 1
             w.total = page.total
-            if await self.settle(w, w.start, w.end, page):
+            if await self.settle(w, w.start, w.end, page, trust):
                 return
+            trust = True
 
-    async def settle(self, w: _Window, start: int, end: int, page: _Page) -> bool:
+    async def settle(self, w: _Window, start: int, end: int, page: _Page, trust: bool) -> bool:
         """Make w's rows in [start, end] agree with the gateway, given page 1 of that range.
 
-        True when they already agreed (nothing was re-read), so the caller can stop.
+        With `trust`, a range whose count and newest logs match the rows held is kept as it
+        is; without, every range is read again. True when everything already agreed.
         """
         if page.total <= page.page_size:
             # the whole range came in one answer: authoritative, take it as it is
             self.replace(w, start, end, [page])
             return len(page.items) == page.total
-        mine = sum(1 for r in w.rows.values() if start <= r[1] <= end)
-        if mine == page.total:
+        if trust and self.agrees(w, start, end, page):
             return True
         if start == end:
             pages = math.ceil(page.total / page.page_size)
@@ -843,8 +854,24 @@ class _KeyFetch:
         mid = (start + end) // 2
         left, right = await _gather([self.get(start, mid, 1), self.get(mid + 1, end, 1)])
         w.pages += 2
-        await _gather([self.settle(w, start, mid, left), self.settle(w, mid + 1, end, right)])
+        await _gather(
+            [self.settle(w, start, mid, left, trust), self.settle(w, mid + 1, end, right, trust)]
+        )
         return False
+
+    @staticmethod
+    def agrees(w: _Window, start: int, end: int, page: _Page) -> bool:
+        """The rows held in [start, end] number page.total and include every log on page 1."""
+        held = {log_id for log_id, r in w.rows.items() if start <= r[1] <= end}
+        if len(held) != page.total:
+            return False
+        for item in page.items:
+            log_id = item.get("id")
+            if type(log_id) is not int:
+                log_id = _int(log_id, "id", None)
+            if log_id not in held:
+                return False
+        return True
 
     def replace(self, w: _Window, start: int, end: int, pages: list[_Page]) -> None:
         for log_id in [i for i, r in w.rows.items() if start <= r[1] <= end]:
