@@ -198,7 +198,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--logs", type=int, default=100_000)
     ap.add_argument("--latency", type=float, default=0.02, help="seconds added per request")
-    ap.add_argument("--concurrency", type=int, default=20, help="best measured on 2 cores")
+    default = Settings.model_fields["concurrency"].default
+    ap.add_argument("--concurrency", type=int, default=default, help="default: the setting's")
     ap.add_argument("--window-rows", type=int, default=2000)
     ap.add_argument("--repeat", type=int, default=3, help="runs of each (median reported)")
     ap.add_argument("--seed", type=int, default=1)

@@ -5,14 +5,17 @@ gateway's bounds are inclusive; a log at exactly `end` belongs to the next perio
 per key gives the period's `total`; the period is cut into time windows sized to hold at most
 `settings.window_rows` logs, and a window still holding more is cut again, so offsets stay
 shallow. Each window is paged with page_size 100, its pages requested concurrently through one
-httpx.AsyncClient with at most `settings.concurrency` requests in flight.
+httpx.AsyncClient with at most `settings.concurrency` requests, and connections, in flight.
 
 Completeness. A window is done when the distinct ids read equal the gateway's `total` and the
 total did not move while paging. Offset paging on a live table shifts rows when logs are
-inserted or deleted meanwhile (a row seen twice, another missed), so an inconsistent window is
-repaired: its halves are recounted and only the parts whose counts disagree are read again,
-down to ranges that fit one page, which the gateway answers in one query. Bounded attempts;
-a window that cannot be made consistent is a GatewayError naming the key ref and the window.
+inserted or deleted meanwhile (a row seen twice, another missed, and a count that can still
+match), so a window whose total moved is read again as ranges that fit one page each, which
+the gateway answers in one query; then it is recounted, and only ranges whose count or newest
+logs disagree are read again. Bounded attempts; a window that cannot be made consistent is a
+GatewayError naming the key ref and the window. What counts cannot reveal: a log inserted and
+another deleted between the same two page requests of a window, which only happens in a period
+still being written (a period that is not over is fetched up to a minute ago).
 
 Secrets. The key travels in `Authorization: Bearer` (and, only for gateways that read nothing
 else, in `?key=`). Every message this module builds is made from key refs, and httpx's request

@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     )
     timezone: str = "UTC"
     rules: Path = Path("rules/default.toml")
-    concurrency: int = Field(default=8, ge=1, le=64)
+    concurrency: int = Field(default=16, ge=1, le=64)
     timeout: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=6, ge=0)
     retry_budget: float = Field(default=120.0, gt=0, description="seconds of backoff per request")
