@@ -342,7 +342,7 @@ class _Client:
                 await asyncio.sleep(delay)
                 slept += delay
                 continue
-            self._tally.bump(pages=1, logs=len(page.items))
+            self._tally.bump(pages=1)
             return page
 
     async def _once(self, key: ApiKey, start: int, end: int, p: int) -> _Page:
@@ -941,4 +941,4 @@ class _KeyFetch:
                 attempts=w.attempts,
             )
         )
-        self.job.tally.bump(windows_done=1)
+        self.job.tally.bump(windows_done=1, logs=len(w.rows))

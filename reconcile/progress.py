@@ -20,7 +20,7 @@ class FetchProgress:
     windows_total: int = 0
     windows_done: int = 0
     pages: int = 0  # requests answered with a page (retries not included)
-    logs: int = 0  # log rows received, before de-duplication
+    logs: int = 0  # distinct logs in the windows done (what the fetch will return, all types)
     retries: int = 0
     keys_total: int = 0
     keys_done: int = 0
