@@ -41,8 +41,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 import reconcile
 from reconcile import fetch
 from reconcile.fetch import fetch_logs
@@ -50,7 +48,7 @@ from reconcile.gateway import Faults, GatewayServer, LogStore
 from reconcile.period import Period, parse_period
 from reconcile.progress import FetchProgress
 from reconcile.settings import ApiKey, Settings
-from reconcile.snapshot import LOGS_FILE, find_snapshot
+from reconcile.snapshot import read_snapshot
 
 KEY = "sk-bench" + "7" * 40
 PERIOD = parse_period("2026-10", None, None, "Asia/Shanghai")
@@ -190,7 +188,7 @@ def run_command(url: str, out: Path, args: argparse.Namespace) -> dict[str, Any]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, env=env, capture_output=True)
     took = time.perf_counter() - t0
-    ids = pd.read_parquet(find_snapshot(out) / LOGS_FILE, columns=["id"])["id"]
+    ids = read_snapshot(out).logs["id"]  # the snapshot as `--from-snapshot` reads it
     return {"seconds": took, "ids": sorted(set(ids.tolist()))}
 
 
