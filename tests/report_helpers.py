@@ -210,19 +210,17 @@ def build(log_df: pd.DataFrame, price_df: pd.DataFrame) -> tuple[Ledger, list[di
             found.append(_finding(MISSING_IN_LEDGER, "ledger", **base, diff_quota=int(row.quota)))
             continue
         quota = int(row.quota) + (500 if n % 11 == 3 else 0)
-        line += 1
-        rows.append(
-            (
-                line,
-                int(row.id),
-                row.request_id,
-                int(row.created_at),
-                int(row.type),
-                row.token_name,
-                row.model_name,
-                quota,
-            )
+        claim = (
+            int(row.id),
+            row.request_id,
+            int(row.created_at),
+            int(row.type),
+            row.token_name,
+            row.model_name,
+            quota,
         )
+        line += 1
+        rows.append((line, *claim))
         if quota != row.quota:
             found.append(
                 _finding(
@@ -236,18 +234,7 @@ def build(log_df: pd.DataFrame, price_df: pd.DataFrame) -> tuple[Ledger, list[di
             )
         if n == 2:  # claimed twice
             line += 1
-            rows.append(
-                (
-                    line,
-                    int(row.id),
-                    row.request_id,
-                    int(row.created_at),
-                    int(row.type),
-                    row.token_name,
-                    row.model_name,
-                    quota,
-                )
-            )
+            rows.append((line, *claim))
             found.append(
                 _finding(
                     DUPLICATE_LEDGER,
