@@ -20,7 +20,7 @@
     ./dev python benchmarks/bench_fetch.py --concurrency 8 --skip-faults
 
 Figures are noisy on a shared machine: run it a few times. At 20 ms per request the fetcher is
-bound by its own CPU (HTTP client, JSON decoding, building the table: about 1.5 ms per page of
+bound by its own CPU (HTTP client, JSON decoding, building the table: about 1.4 ms per page of
 100 logs on the reference machine), so connections beyond what one core can keep busy do not
 help; with a slower gateway (--latency 0.05) the ratio grows.
 """
