@@ -21,19 +21,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from reconcile import findings
-from reconcile.ledger import load_ledger, unreadable_findings
-from reconcile.match import match_ledger
-from reconcile.period import parse_period
+from reconcile.books.ledger import load_ledger, unreadable_findings
+from reconcile.core import findings
+from reconcile.core.period import parse_period
+from reconcile.core.results import FetchResult, InputFile, RunResult
+from reconcile.core.schema import LOG_DTYPES
+from reconcile.match.ledger import match_ledger
 from reconcile.pipeline import write_report
-from reconcile.pricing import price_logs
-from reconcile.results import FetchResult, InputFile, RunResult
-from reconcile.rules import load_rules
-from reconcile.schema import LOG_DTYPES
-from reconcile.snapshot import read_snapshot, write_snapshot
+from reconcile.pricing.rules import load_rules
+from reconcile.pricing.stage import price_logs
+from reconcile.sources.snapshot import read_snapshot, write_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
-RULES = ROOT / "reconcile" / "demo_data" / "rules.toml"
+RULES = ROOT / "reconcile" / "demo" / "data" / "rules.toml"
 MODELS = ["gpt-4o", "gpt-4o-mini", "claude-sonnet-4-20250514", "deepseek-chat", "dall-e-3"]
 
 

@@ -1,7 +1,7 @@
 """Benchmark the fetcher against the built-in gateway (prints figures; not a test).
 
 1. Speed: a month holding N logs (default 100,000) for one key, 20 ms added per request,
-   the gateway in its own process (`python -m reconcile.gateway`), as a real gateway would be.
+   the gateway in its own process (`python -m reconcile.demo.gateway`), as a real gateway would be.
    Three things are timed, each in a fresh Python process:
    - the baseline: a sequential paginator written like the API page's example loop
      (httpx, page_size 100, p = 1, 2, ... until items are empty or p * page_size >= total),
@@ -42,13 +42,13 @@ from pathlib import Path
 from typing import Any
 
 import reconcile
-from reconcile import fetch
-from reconcile.fetch import fetch_logs
-from reconcile.gateway import Faults, GatewayServer, LogStore
-from reconcile.period import Period, parse_period
-from reconcile.progress import FetchProgress
+from reconcile.core.period import Period, parse_period
+from reconcile.demo.gateway import Faults, GatewayServer, LogStore
 from reconcile.settings import ApiKey, Settings
-from reconcile.snapshot import read_snapshot
+from reconcile.sources import engine as fetch
+from reconcile.sources.engine import fetch_logs
+from reconcile.sources.progress import FetchProgress
+from reconcile.sources.snapshot import read_snapshot
 
 KEY = "sk-bench" + "7" * 40
 PERIOD = parse_period("2026-10", None, None, "Asia/Shanghai")
@@ -128,7 +128,15 @@ print(json.dumps({"seconds": took, "requests": requests, "ids": sorted(ids)}))
 
 def start_gateway(data: Path, latency: float) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "reconcile.gateway", "--data", str(data), "--latency", str(latency)],
+        [
+            sys.executable,
+            "-m",
+            "reconcile.demo.gateway",
+            "--data",
+            str(data),
+            "--latency",
+            str(latency),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -139,7 +147,7 @@ def start_gateway(data: Path, latency: float) -> tuple[subprocess.Popen[str], st
 
 def measure(url: str, out: Path, concurrency: int, window_rows: int) -> None:
     """Child process: time fetch_logs, write the ids and the figures to `out`."""
-    logging.getLogger("reconcile.fetch").setLevel(logging.ERROR)
+    logging.getLogger("reconcile.sources.engine").setLevel(logging.ERROR)
     seen: list[FetchProgress] = []
     settings = Settings(base_url=url, concurrency=concurrency, window_rows=window_rows)
     t0 = time.perf_counter()
@@ -209,7 +217,9 @@ def main() -> int:
     if args.child:
         measure(args.url, args.out, args.concurrency, args.window_rows)
         return 0
-    logging.getLogger("reconcile.fetch").setLevel(logging.ERROR)  # retries are counted below
+    logging.getLogger("reconcile.sources.engine").setLevel(
+        logging.ERROR
+    )  # retries are counted below
     settings_kw = {"concurrency": args.concurrency, "window_rows": args.window_rows}
     key = ApiKey.of(KEY)
     failed = False

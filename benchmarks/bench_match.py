@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from reconcile.period import parse_period
-from reconcile.schema import LOG_DTYPES
+from reconcile.core.period import parse_period
+from reconcile.core.schema import LOG_DTYPES
 
 TZ = "Asia/Shanghai"
 PLANTS = {
@@ -141,10 +141,10 @@ def build(rows: int, seed: int, out: Path) -> dict[str, int]:
 
 def measure(out: Path) -> dict[str, object]:
     """The measured stage (run in a fresh process): load the ledger, then match it."""
-    from reconcile.findings import by_category
-    from reconcile.ledger import load_ledger
-    from reconcile.match import match_ledger
-    from reconcile.rules import Rules
+    from reconcile.books.ledger import load_ledger
+    from reconcile.core.findings import by_category
+    from reconcile.match.ledger import match_ledger
+    from reconcile.pricing.rules import Rules
 
     period = parse_period("2026-10", None, None, TZ)
     logs = pd.read_parquet(out / "logs.parquet")

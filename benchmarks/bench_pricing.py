@@ -22,9 +22,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from reconcile import schema
-from reconcile.pricing import price_logs, price_one
-from reconcile.rules import parse_rules
+from reconcile.core import schema
+from reconcile.pricing.rules import parse_rules
+from reconcile.pricing.stage import price_logs, price_one
 
 TZ = ZoneInfo("Asia/Shanghai")
 RULES = """

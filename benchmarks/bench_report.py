@@ -33,15 +33,15 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from reconcile import findings as findings_mod
-from reconcile.period import parse_period
+from reconcile.core import findings as findings_mod
+from reconcile.core.period import parse_period
+from reconcile.core.results import FetchResult, InputFile, Ledger, Pricing, RunResult, WindowRecord
+from reconcile.core.schema import CATEGORIES, CONSUME, EXPLAIN, LOG_DTYPES, SEVERITY, findings_frame
+from reconcile.pricing.rules import ModelRule, Rules
 from reconcile.report.csvfile import write_discrepancies_csv
+from reconcile.report.summary import build_summary, summary_json
 from reconcile.report.workbook import column_widths, finding_columns, finding_rows, write_workbook
 from reconcile.report.xlsx import Book, write_table
-from reconcile.results import FetchResult, InputFile, Ledger, Pricing, RunResult, WindowRecord
-from reconcile.rules import ModelRule, Rules
-from reconcile.schema import CATEGORIES, CONSUME, EXPLAIN, LOG_DTYPES, SEVERITY, findings_frame
-from reconcile.summary import build_summary, summary_json
 
 TZ = "Asia/Shanghai"
 MODELS = ["gpt-4o", "gpt-4o-mini", "claude-sonnet-4", "deepseek-chat", "dall-e-3", "qwen-max"]

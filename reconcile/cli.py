@@ -12,16 +12,16 @@ import typer
 from pydantic import SecretStr
 
 from reconcile import pipeline
+from reconcile.core.findings import by_category
+from reconcile.core.period import Period, parse_period
+from reconcile.core.redact import RedactingFilter, Redactor
+from reconcile.core.results import RunResult
+from reconcile.core.schema import SEVERITY
 from reconcile.errors import ReconcileError
-from reconcile.findings import by_category
-from reconcile.period import Period, parse_period
-from reconcile.progress import progress_for
-from reconcile.redact import RedactingFilter, Redactor
-from reconcile.results import RunResult
-from reconcile.rules import load_rules
-from reconcile.rules_table import describe_rules
-from reconcile.schema import SEVERITY
+from reconcile.pricing.rules import load_rules
+from reconcile.pricing.rules_table import describe_rules
 from reconcile.settings import ApiKey, FailOn, Settings, load_settings
+from reconcile.sources.progress import progress_for
 
 app = typer.Typer(
     add_completion=False,
@@ -187,7 +187,7 @@ def demo(
     quiet: QuietOpt = False,
 ) -> None:
     """Run the whole reconciliation against a built-in gateway serving fixture logs."""
-    from reconcile import demo as demo_mod  # the built-in gateway: only the demo needs it
+    from reconcile.demo import run as demo_mod  # the built-in gateway: only the demo needs it
 
     redact = Redactor([])
     try:

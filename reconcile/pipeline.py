@@ -11,27 +11,27 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconcile import findings as findings_mod
+from reconcile.books.invoice import load_invoice
+from reconcile.books.ledger import load_ledger, unreadable_findings
+from reconcile.core import findings as findings_mod
+from reconcile.core.atomic import atomic_directory, atomic_write_text
+from reconcile.core.period import Period
+from reconcile.core.results import FetchResult, InputFile, Ledger, RunResult
 from reconcile.errors import InputError
-from reconcile.fetch import fetch_logs
-from reconcile.invoice import load_invoice
-from reconcile.ledger import load_ledger, unreadable_findings
-from reconcile.match import match_invoice, match_ledger
-from reconcile.outputs import atomic_directory, atomic_write_text
-from reconcile.period import Period
-from reconcile.pricing import price_logs
-from reconcile.progress import ProgressHook
-from reconcile.results import FetchResult, InputFile, Ledger, RunResult
-from reconcile.rules import load_rules
+from reconcile.match.ledger import match_invoice, match_ledger
+from reconcile.pricing.rules import load_rules
+from reconcile.pricing.stage import price_logs
+from reconcile.report.summary import build_summary
 from reconcile.settings import Settings
-from reconcile.snapshot import (
+from reconcile.sources.engine import fetch_logs
+from reconcile.sources.progress import ProgressHook
+from reconcile.sources.snapshot import (
     MANIFEST_FILE,
     SNAPSHOT_DIR,
     find_snapshot,
     read_snapshot,
     write_snapshot,
 )
-from reconcile.summary import build_summary
 
 
 @dataclass(frozen=True)

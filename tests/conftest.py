@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reconcile import demo
+from reconcile.demo import run as demo
 
 ROOT = Path(__file__).resolve().parents[1]
 

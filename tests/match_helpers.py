@@ -8,9 +8,9 @@ from typing import Any
 
 import pandas as pd
 
-from reconcile.period import Period, parse_period
-from reconcile.rules import Rules, load_rules
-from reconcile.schema import LOG_DTYPES
+from reconcile.core.period import Period, parse_period
+from reconcile.core.schema import LOG_DTYPES
+from reconcile.pricing.rules import Rules, load_rules
 
 ROOT = Path(__file__).resolve().parents[1]
 LEDGERS = ROOT / "fixtures" / "ledgers"

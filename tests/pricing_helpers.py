@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from reconcile.rules import Rules, parse_rules
-from reconcile.schema import CONSUME, LOG_DTYPES
+from reconcile.core.schema import CONSUME, LOG_DTYPES
+from reconcile.pricing.rules import Rules, parse_rules
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 #: 2026-10-10 12:00 in Asia/Shanghai.

@@ -15,11 +15,10 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from reconcile import findings as findings_mod
-from reconcile.period import parse_period
-from reconcile.results import FetchResult, InputFile, Ledger, Pricing, RunResult, WindowRecord
-from reconcile.rules import ModelRule, Rules, Tolerance
-from reconcile.schema import (
+from reconcile.core import findings as findings_mod
+from reconcile.core.period import parse_period
+from reconcile.core.results import FetchResult, InputFile, Ledger, Pricing, RunResult, WindowRecord
+from reconcile.core.schema import (
     AMOUNT_MISMATCH,
     CONSUME,
     DUPLICATE_LEDGER,
@@ -38,6 +37,7 @@ from reconcile.schema import (
     UNREADABLE_ROW,
     findings_frame,
 )
+from reconcile.pricing.rules import ModelRule, Rules, Tolerance
 
 TZ = ZoneInfo("Asia/Shanghai")
 PERIOD = parse_period("2026-10", None, None, "Asia/Shanghai")

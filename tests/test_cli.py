@@ -7,8 +7,8 @@ from pathlib import Path
 
 from conftest import Gateway, run_cli
 
-from reconcile import demo
-from reconcile.schema import CATEGORIES
+from reconcile.core.schema import CATEGORIES
+from reconcile.demo import run as demo
 
 EXPECTED = json.loads(demo.FILES.expected.read_text(encoding="utf-8"))
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import Gateway, run_cli
 
-from reconcile import demo
+from reconcile.demo import run as demo
 
 
 @pytest.fixture(scope="module")

@@ -16,15 +16,15 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
-from reconcile import fetch
+from reconcile.core.period import Period, parse_period
+from reconcile.core.results import FetchResult
+from reconcile.core.schema import LOG_DTYPES
+from reconcile.demo.gateway import Faults, GatewayServer, LogStore
 from reconcile.errors import GatewayError, InputError
-from reconcile.fetch import fetch_logs
-from reconcile.gateway import Faults, GatewayServer, LogStore
-from reconcile.period import Period, parse_period
-from reconcile.progress import FetchProgress
-from reconcile.results import FetchResult
-from reconcile.schema import LOG_DTYPES
 from reconcile.settings import ApiKey, Settings
+from reconcile.sources import engine as fetch
+from reconcile.sources.engine import fetch_logs
+from reconcile.sources.progress import FetchProgress
 
 PERIOD = parse_period("2026-10", None, None, "Asia/Shanghai")
 START, END = PERIOD.start_ts, PERIOD.end_ts  # END is exclusive
@@ -271,7 +271,7 @@ def test_each_fault_alone_still_gives_exactly_the_gateways_logs(
 ) -> None:
     store = LogStore()
     fill(store, 1200)
-    caplog.set_level(logging.INFO, logger="reconcile.fetch")
+    caplog.set_level(logging.INFO, logger="reconcile.sources.engine")
     with GatewayServer(store, FAULTS[fault]) as srv:
         result = run(srv, window_rows=400, timeout=0.4)
         served = dict(srv.stats)

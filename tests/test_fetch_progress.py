@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from reconcile.progress import FetchProgress, PlainProgress, RichProgress, progress_for
+from reconcile.sources.progress import FetchProgress, PlainProgress, RichProgress, progress_for
 
 
 class FakeClock:

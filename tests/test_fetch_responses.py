@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
-from reconcile import fetch
+from reconcile.core.redact import Redactor
 from reconcile.errors import GatewayError
-from reconcile.progress import FetchProgress
-from reconcile.redact import Redactor
 from reconcile.settings import ApiKey, Settings
+from reconcile.sources import engine as fetch
+from reconcile.sources.progress import FetchProgress
 
 KEY = ApiKey.of("sk-responsetest0123456789abcdefghijklmnopqrstuv")
 ENDPOINT = "http://gateway.test/api/log/token"

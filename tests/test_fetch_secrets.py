@@ -9,13 +9,13 @@ from urllib.parse import quote
 
 import pytest
 
-from reconcile import fetch
+from reconcile.core.period import parse_period
+from reconcile.demo.gateway import Faults, GatewayServer, LogStore
 from reconcile.errors import GatewayError
-from reconcile.fetch import fetch_logs
-from reconcile.gateway import Faults, GatewayServer, LogStore
-from reconcile.period import parse_period
 from reconcile.settings import ApiKey, Settings
-from reconcile.snapshot import write_snapshot
+from reconcile.sources import engine as fetch
+from reconcile.sources.engine import fetch_logs
+from reconcile.sources.snapshot import write_snapshot
 
 PERIOD = parse_period("2026-10", None, None, "UTC")
 GOOD = "sk-leakcheckGOOD0123456789abcdefghijklmnopqrstu"

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
+from reconcile.demo.gateway import ENDPOINT, Faults, GatewayServer, LogStore
 from reconcile.errors import InputError
-from reconcile.gateway import ENDPOINT, Faults, GatewayServer, LogStore
 
 KEY = "sk-gatewaytest0000000000000000000001"
 OTHER = "sk-gatewaytest0000000000000000000002"
@@ -319,7 +319,7 @@ def test_module_runs_as_a_server(tmp_path: Path) -> None:
     data = tmp_path / "logs.jsonl"
     data.write_text(json.dumps({"key": KEY, "id": 1, "created_at": T0, "type": 2}) + "\n")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "reconcile.gateway", "--data", str(data), "--port", "0"],
+        [sys.executable, "-m", "reconcile.demo.gateway", "--data", str(data), "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
     )

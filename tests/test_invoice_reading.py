@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from match_helpers import INVOICES, fixture_rules, period, write
 
+from reconcile.books.invoice import load_invoice
+from reconcile.books.ledger import unreadable_findings
+from reconcile.core.results import Ledger
 from reconcile.errors import InputError
-from reconcile.invoice import load_invoice
-from reconcile.ledger import unreadable_findings
-from reconcile.results import Ledger
-from reconcile.rules import Rules
+from reconcile.pricing.rules import Rules
 
 RULES = Rules(currency={"CNY": Decimal("7.2")})
 

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from match_helpers import LEDGERS, fixture_logs, fixture_rules, period
 
+from reconcile.books.ledger import load_ledger, unreadable_findings
+from reconcile.core.results import Ledger
 from reconcile.errors import InputError
-from reconcile.ledger import load_ledger, unreadable_findings
-from reconcile.match import match_ledger
-from reconcile.results import Ledger
+from reconcile.match.ledger import match_ledger
 
 
 def read(name: str, *, profile: bool = True) -> Ledger:

@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from match_helpers import TZ, ts, write
 
+from reconcile.books.ledger import load_ledger, unreadable_findings
+from reconcile.core.money import amount_to_quota
+from reconcile.core.schema import UNREADABLE_ROW
 from reconcile.errors import InputError
-from reconcile.ledger import load_ledger, unreadable_findings
-from reconcile.money import amount_to_quota
-from reconcile.rules import ColumnMap, Rules
-from reconcile.schema import UNREADABLE_ROW
+from reconcile.pricing.rules import ColumnMap, Rules
 
 SH = ZoneInfo(TZ)
 RULES = Rules(currency={"CNY": Decimal("7.2"), "EUR": Decimal("0.9")})

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from match_helpers import INVOICES, fixture_logs, fixture_rules, make_logs, period, write
 
-from reconcile.invoice import load_invoice
-from reconcile.match import match_invoice
-from reconcile.rules import Rules
-from reconcile.schema import FINDING_DTYPES
+from reconcile.books.invoice import load_invoice
+from reconcile.core.schema import FINDING_DTYPES
+from reconcile.match.ledger import match_invoice
+from reconcile.pricing.rules import Rules
 
 RULES = Rules(currency={"CNY": Decimal("7.2")})
 LOGS = [

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 from match_helpers import make_logs, period, ts, write
 
-from reconcile.findings import by_category, finalize
-from reconcile.ledger import load_ledger
-from reconcile.match import allowance, match_ledger
-from reconcile.results import Ledger
-from reconcile.rules import Rules, Tolerance
-from reconcile.schema import FINDING_DTYPES
+from reconcile.books.ledger import load_ledger
+from reconcile.core.findings import by_category, finalize
+from reconcile.core.results import Ledger
+from reconcile.core.schema import FINDING_DTYPES
+from reconcile.match.ledger import allowance, match_ledger
+from reconcile.pricing.rules import Rules, Tolerance
 
 RULES = Rules(currency={"CNY": Decimal("7.2")})
 

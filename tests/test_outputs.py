@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from reconcile.outputs import atomic_directory, atomic_write_text
-from reconcile.redact import Redactor
+from reconcile.core.atomic import atomic_directory, atomic_write_text
+from reconcile.core.redact import Redactor
 from reconcile.settings import ApiKey
 
 

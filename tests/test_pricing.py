@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 from pricing_helpers import GPT4O, NOON, SHANGHAI, at, frame, log, other, rules
 
-from reconcile import schema
-from reconcile.money import round_half_away
-from reconcile.pricing import PRICED_DTYPES, price_logs, price_one
-from reconcile.quota import round_div
-from reconcile.results import Pricing
-from reconcile.rules import Rules
+from reconcile.core import schema
+from reconcile.core.money import round_half_away
+from reconcile.core.results import Pricing
+from reconcile.pricing.quota import round_div
+from reconcile.pricing.rules import Rules
+from reconcile.pricing.stage import PRICED_DTYPES, price_logs, price_one
 
 R = rules(GPT4O)
 TOKENS = {

@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pricing_helpers import SHANGHAI, frame, log
 
-from reconcile.money import round_half_away
-from reconcile.other_json import COMMON_FLOATS, PARSED, parse_other, parse_rows
-from reconcile.pricing import price_logs, price_one
-from reconcile.quota import round_div
-from reconcile.rules import ModelRule, Rules
+from reconcile.core.money import round_half_away
+from reconcile.pricing.other import COMMON_FLOATS, PARSED, parse_other, parse_rows
+from reconcile.pricing.quota import round_div
+from reconcile.pricing.rules import ModelRule, Rules
+from reconcile.pricing.stage import price_logs, price_one
 
 MODELS = ["alpha", "alpha-2", "beta", "img", "unknown"]
 

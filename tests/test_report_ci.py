@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from report_helpers import clean_result, make_result
 
+from reconcile.core.schema import CATEGORIES, findings_frame
 from reconcile.report.junit import LISTED, render_junit
 from reconcile.report.markdown import md_text, render_markdown
-from reconcile.schema import CATEGORIES, findings_frame
-from reconcile.summary import build_summary
+from reconcile.report.summary import build_summary
 
 
 def _cases(xml: str) -> dict[str, ET.Element]:

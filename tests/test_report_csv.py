@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from report_helpers import HOSTILE, clean_result, make_result
 
+from reconcile.core.schema import FINDING_COLUMNS, MONEY_COLUMNS, findings_frame
 from reconcile.report import csvfile
 from reconcile.report.csvfile import write_discrepancies_csv
 from reconcile.report.safe import csv_text
-from reconcile.schema import FINDING_COLUMNS, MONEY_COLUMNS, findings_frame
 
 
 def _read(path: Path) -> list[list[str]]:

@@ -21,12 +21,12 @@ from report_helpers import (
     make_result,
 )
 
+from reconcile.core.results import RunResult
+from reconcile.core.schema import CATEGORIES, CONSUME, FINDING_COLUMNS, MONEY_COLUMNS
 from reconcile.report import workbook as workbook_mod
 from reconcile.report import xlsx
 from reconcile.report.safe import CELL_CHARS, cell_text
 from reconcile.report.workbook import write_workbook
-from reconcile.results import RunResult
-from reconcile.schema import CATEGORIES, CONSUME, FINDING_COLUMNS, MONEY_COLUMNS
 
 TABLE_SHEETS = ["By model", "By day", "By token", "Refunds & topups", "Rules", "Unreadable rows"]
 

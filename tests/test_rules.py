@@ -11,8 +11,8 @@ import pytest
 from pricing_helpers import SHANGHAI, at, rules
 
 from reconcile.errors import InputError
-from reconcile.pricing import price_one
-from reconcile.rules import Tolerance, glob_problem, load_rules, parse_rules
+from reconcile.pricing.rules import Tolerance, glob_problem, load_rules, parse_rules
+from reconcile.pricing.stage import price_one
 
 ROOT = Path(__file__).resolve().parents[1]
 

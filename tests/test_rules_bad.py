@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from reconcile.errors import InputError
-from reconcile.rules import load_rules
+from reconcile.pricing.rules import load_rules
 
 BAD = Path(__file__).resolve().parents[1] / "fixtures" / "rules" / "bad"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from pricing_helpers import GPT4O, rules
 
-from reconcile.rules import load_rules
-from reconcile.rules_table import HEADERS, describe_rules
+from reconcile.pricing.rules import load_rules
+from reconcile.pricing.rules_table import HEADERS, describe_rules
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from reconcile.core.period import parse_period
 from reconcile.errors import InputError
-from reconcile.period import parse_period
 from reconcile.settings import load_settings
 
 

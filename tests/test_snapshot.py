@@ -15,11 +15,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from reconcile.core.period import parse_period
+from reconcile.core.results import FetchResult, WindowRecord
+from reconcile.core.schema import LOG_COLUMNS, LOG_DTYPES
 from reconcile.errors import InputError
-from reconcile.period import parse_period
-from reconcile.results import FetchResult, WindowRecord
-from reconcile.schema import LOG_COLUMNS, LOG_DTYPES
-from reconcile.snapshot import (
+from reconcile.sources.snapshot import (
     LOGS_FILE,
     MANIFEST_FILE,
     _content_hash,

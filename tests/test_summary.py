@@ -9,8 +9,8 @@ from pathlib import Path
 
 from report_helpers import clean_result, make_result
 
-from reconcile.schema import CATEGORIES, CONSUME, REFUND, TOPUP
-from reconcile.summary import build_summary, write_summary
+from reconcile.core.schema import CATEGORIES, CONSUME, REFUND, TOPUP
+from reconcile.report.summary import build_summary, write_summary
 
 CONTRACT_KEYS = [
     "schema_version",

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from reconcile.core.schema import FINDING_COLUMNS, FINDING_DTYPES, MONEY_COLUMNS
 from reconcile.report.safe import csv_text
 from reconcile.report.xlsx import py_values
-from reconcile.schema import FINDING_COLUMNS, FINDING_DTYPES, MONEY_COLUMNS
 
 COLUMNS = [*FINDING_COLUMNS, *MONEY_COLUMNS]
 ENCODING = "utf-8-sig"

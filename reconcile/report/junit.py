@@ -12,9 +12,9 @@ from typing import Any
 
 import pandas as pd
 
-from reconcile.findings import reaches
+from reconcile.core.findings import reaches
+from reconcile.core.schema import CATEGORIES
 from reconcile.report.safe import xml_text
-from reconcile.schema import CATEGORIES
 
 #: Findings listed in a failed test case's body; the rest are counted.
 LISTED = 25

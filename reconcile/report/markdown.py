@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from reconcile.schema import CATEGORIES, SEVERITY
+from reconcile.core.schema import CATEGORIES, SEVERITY
 
 # Characters that start markup anywhere in a line (or end a table cell); the rest only matter
 # at the start of a line, and every line here starts with text of our own.

@@ -5,10 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, cast
 
+from reconcile.core.results import RunResult
 from reconcile.report.tables import rules_used
 from reconcile.report.totals import money_of
 from reconcile.report.xlsx import Book, print_setup, py_values, set_widths
-from reconcile.results import RunResult
 
 WIDTHS = [34, 14, 14, 14, 16, 18, 16, 16, 10]
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from reconcile.findings import by_category
+from reconcile.core.findings import by_category
+from reconcile.core.results import RunResult
+from reconcile.core.schema import CATEGORIES, EXPLAIN, SEVERITY
+from reconcile.report.summary import category_amounts, failing_counts
 from reconcile.report.totals import Money, compute_totals
 from reconcile.report.xlsx import Book, print_setup, set_widths
-from reconcile.results import RunResult
-from reconcile.schema import CATEGORIES, EXPLAIN, SEVERITY
-from reconcile.summary import category_amounts, failing_counts
 
 WIDTHS = [40, 14, 16, 20, 24, 24, 66]
 

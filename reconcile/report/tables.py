@@ -12,10 +12,10 @@ from datetime import timedelta
 
 import pandas as pd
 
-from reconcile.period import Period
+from reconcile.core.period import Period
+from reconcile.core.results import Ledger, RunResult
+from reconcile.core.schema import CONSUME, REFUND, TOPUP, TYPE_NAMES
 from reconcile.report.totals import MISMATCH, NOT_REPRICEABLE, UNPRICED, priced_with_charge
-from reconcile.results import Ledger, RunResult
-from reconcile.schema import CONSUME, REFUND, TOPUP, TYPE_NAMES
 
 NO_NAME = "(none)"
 

@@ -11,9 +11,9 @@ from decimal import Decimal
 
 import pandas as pd
 
-from reconcile.money import quota_to_amount
-from reconcile.results import Ledger, RunResult
-from reconcile.schema import CONSUME, TYPE_CODES, TYPE_NAMES
+from reconcile.core.money import quota_to_amount
+from reconcile.core.results import Ledger, RunResult
+from reconcile.core.schema import CONSUME, TYPE_CODES, TYPE_NAMES
 
 #: Re-pricing statuses (results.Pricing.priced["status"]).
 OK, MISMATCH, UNPRICED, NOT_REPRICEABLE = "ok", "mismatch", "unpriced", "not_repriceable"

@@ -28,14 +28,14 @@ from openpyxl.drawing.text import (
     RichTextProperties,
 )
 
+from reconcile.core.results import RunResult
+from reconcile.core.schema import CATEGORIES, FINDING_DTYPES, MONEY_COLUMNS
 from reconcile.report import xlsx
 from reconcile.report.rules_sheet import write_rules_sheet
 from reconcile.report.summary_sheet import write_summary_sheet
 from reconcile.report.tables import by_day, by_model, by_token, refunds_topups, unreadable_rows
 from reconcile.report.totals import Money, money_of
 from reconcile.report.xlsx import Book, Column, fit_width, py_values, write_table
-from reconcile.results import RunResult
-from reconcile.schema import CATEGORIES, FINDING_DTYPES, MONEY_COLUMNS
 
 CHUNK_ROWS = 10_000
 DISCREPANCIES = "Discrepancies"

@@ -49,13 +49,13 @@ import pandas as pd
 import pyarrow as pa
 
 from reconcile import __version__
+from reconcile.core.period import Period
+from reconcile.core.redact import RedactingFilter, Redactor
+from reconcile.core.results import FetchResult, WindowRecord
+from reconcile.core.schema import LOG_DTYPES, TYPE_NAMES
 from reconcile.errors import GatewayError, InputError, ReconcileError
-from reconcile.period import Period
-from reconcile.progress import FetchProgress, ProgressHook
-from reconcile.redact import RedactingFilter, Redactor
-from reconcile.results import FetchResult, WindowRecord
-from reconcile.schema import LOG_DTYPES, TYPE_NAMES
 from reconcile.settings import ApiKey, Settings
+from reconcile.sources.progress import FetchProgress, ProgressHook
 
 log = logging.getLogger(__name__)
 

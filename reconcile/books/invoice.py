@@ -22,9 +22,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from reconcile.csvload import load_profile, merge_maps
-from reconcile.csvvalues import Problems, cell, parse_time
-from reconcile.ledger import (
+from reconcile.books.cells import Problems, cell, parse_time
+from reconcile.books.csvload import load_profile, merge_maps
+from reconcile.books.ledger import (
     Cells,
     bind_table,
     describe_reading,
@@ -35,8 +35,8 @@ from reconcile.ledger import (
     row_shape,
     unreadable_frame,
 )
-from reconcile.results import Ledger
-from reconcile.rules import Rules
+from reconcile.core.results import Ledger
+from reconcile.pricing.rules import Rules
 
 INVOICE_COLUMNS = ("model_name", "date", "token_name", "amount", "currency", "quota")
 

@@ -7,8 +7,8 @@ from datetime import datetime
 
 import pandas as pd
 
-from reconcile.period import Period
-from reconcile.rules import Rules
+from reconcile.core.period import Period
+from reconcile.pricing.rules import Rules
 
 
 @dataclass(frozen=True)

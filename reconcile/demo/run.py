@@ -8,9 +8,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconcile.gateway import GatewayServer, LogStore
+from reconcile.demo.server import GatewayServer
+from reconcile.demo.store import LogStore
 
-DATA = Path(__file__).resolve().parent / "demo_data"
+DATA = Path(__file__).resolve().parent / "data"
 PERIOD = "2026-10"
 TIMEZONE = "Asia/Shanghai"
 

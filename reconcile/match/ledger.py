@@ -43,10 +43,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from reconcile.period import Period
-from reconcile.results import Ledger
-from reconcile.rules import Rules, Tolerance
-from reconcile.schema import (
+from reconcile.core.period import Period
+from reconcile.core.results import Ledger
+from reconcile.core.schema import (
     AMOUNT_MISMATCH,
     CONSUME,
     DUPLICATE_LEDGER,
@@ -60,6 +59,7 @@ from reconcile.schema import (
     TYPE_NAMES,
     findings_frame,
 )
+from reconcile.pricing.rules import Rules, Tolerance
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from reconcile.findings import by_category
-from reconcile.money import MONEY_PLACES
+from reconcile.core.findings import by_category
+from reconcile.core.money import MONEY_PLACES
+from reconcile.core.results import RunResult
+from reconcile.core.schema import CATEGORIES, SEVERITY, SEVERITY_RANK
 from reconcile.report.totals import Count, compute_totals, money_of
-from reconcile.results import RunResult
-from reconcile.schema import CATEGORIES, SEVERITY, SEVERITY_RANK
 
 SCHEMA_VERSION = 1
 

@@ -1,7 +1,7 @@
 """The pricing stage: re-price every consume log under the rules and explain each difference.
 
 For each consume log: the rule that prices it (the best pattern in effect at its time), the
-quota the contract gives (`reconcile.quota`, exact), and the verdict: ok, mismatch (beyond
+quota the contract gives (`reconcile.pricing.quota`, exact), and the verdict: ok, mismatch (beyond
 tolerance, or the log's `other` shows ratios that differ from the contract), unpriced (no rule),
 or not_repriceable (the log lacks what the formula needs, or carries surcharges the rules do not
 price). Two passes keep a million logs fast: the first reads only the common keys of `other`;
@@ -35,8 +35,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reconcile import schema
-from reconcile.other_json import (
+from reconcile.core import schema
+from reconcile.core.results import Pricing
+from reconcile.pricing.other import (
     EMPTY,
     PARSED,
     TOKEN_KEYS,
@@ -46,9 +47,8 @@ from reconcile.other_json import (
     parse_other,
     parse_rows,
 )
-from reconcile.quota import Combo, TokenColumns, price_one, quota_columns, quota_exact
-from reconcile.results import Pricing
-from reconcile.rules import Rules, plain
+from reconcile.pricing.quota import Combo, TokenColumns, price_one, quota_columns, quota_exact
+from reconcile.pricing.rules import Rules, plain
 
 __all__ = ["PRICED_DTYPES", "STATUSES", "price_logs", "price_one"]
 

@@ -29,16 +29,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from reconcile.csvload import (
-    Binding,
-    CsvTable,
-    bind_columns,
-    header_matcher,
-    load_profile,
-    merge_maps,
-    read_table,
-)
-from reconcile.csvvalues import (
+from reconcile.books.cells import (
     TYPE_WORDS,
     BoolArray,
     IntArray,
@@ -57,10 +48,19 @@ from reconcile.csvvalues import (
     to_quota,
     whole_numbers,
 )
+from reconcile.books.csvload import (
+    Binding,
+    CsvTable,
+    bind_columns,
+    header_matcher,
+    load_profile,
+    merge_maps,
+    read_table,
+)
+from reconcile.core.results import Ledger
+from reconcile.core.schema import REFUND, SEVERITY, UNREADABLE_ROW, findings_frame
 from reconcile.errors import InputError
-from reconcile.results import Ledger
-from reconcile.rules import ColumnMap, Rules
-from reconcile.schema import REFUND, SEVERITY, UNREADABLE_ROW, findings_frame
+from reconcile.pricing.rules import ColumnMap, Rules
 
 LEDGER_COLUMNS = (
     "log_id",

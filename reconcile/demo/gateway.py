@@ -1,4 +1,7 @@
-"""`python -m reconcile.gateway --data FILE.jsonl`: serve logs for manual runs of the fetcher."""
+"""The built-in gateway: what tests and the demo import, and `python -m reconcile.demo.gateway`.
+
+`python -m reconcile.demo.gateway --data FILE.jsonl` serves logs for manual runs of the fetcher.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +11,15 @@ import signal
 import sys
 import threading
 
+from reconcile.demo.server import ENDPOINT, Faults, GatewayServer
+from reconcile.demo.store import LogStore
 from reconcile.errors import InputError
-from reconcile.gateway.server import Faults, GatewayServer
-from reconcile.gateway.store import LogStore
+
+__all__ = ["ENDPOINT", "Faults", "GatewayServer", "LogStore"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m reconcile.gateway", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m reconcile.demo.gateway", description=__doc__)
     ap.add_argument("--data", required=True, help='JSON lines: {"key": "sk-...", ...log item}')
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0, help="0 picks a free port")

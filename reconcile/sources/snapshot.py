@@ -27,10 +27,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from reconcile.core.period import Period
+from reconcile.core.results import FetchResult, WindowRecord
+from reconcile.core.schema import LOG_COLUMNS, LOG_DTYPES, TYPE_CODES, TYPE_NAMES
 from reconcile.errors import InputError
-from reconcile.period import Period
-from reconcile.results import FetchResult, WindowRecord
-from reconcile.schema import LOG_COLUMNS, LOG_DTYPES, TYPE_CODES, TYPE_NAMES
 
 SCHEMA_VERSION = 1
 KIND = "reconcile-snapshot"

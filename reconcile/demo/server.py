@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
-from reconcile.gateway.store import LogStore
+from reconcile.demo.store import LogStore
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 10  # new-api's ItemsPerPage when page_size is 0 or invalid

@@ -6,15 +6,15 @@ from decimal import Decimal
 
 import pandas as pd
 
-from reconcile.money import quota_to_amount
-from reconcile.rules import Rules
-from reconcile.schema import (
+from reconcile.core.money import quota_to_amount
+from reconcile.core.schema import (
     CATEGORIES,
     FINDING_COLUMNS,
     SEVERITY_RANK,
     empty_findings,
     findings_frame,
 )
+from reconcile.pricing.rules import Rules
 
 
 def finalize(frames: list[pd.DataFrame], rules: Rules) -> pd.DataFrame:

@@ -38,7 +38,7 @@ import pyarrow.csv as pacsv
 from pydantic import ValidationError
 
 from reconcile.errors import InputError
-from reconcile.rules import ColumnMap
+from reconcile.pricing.rules import ColumnMap
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]

@@ -26,8 +26,8 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from reconcile.money import round_half_away
-from reconcile.rules import ModelRule
+from reconcile.core.money import round_half_away
+from reconcile.pricing.rules import ModelRule
 
 _LIMIT: Final = float(2**62)  # int64 head-room for the integer formula
 COEFFICIENTS: Final = ("cache", "creation", "creation_1h", "image", "completion")

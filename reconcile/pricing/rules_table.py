@@ -13,9 +13,9 @@ from decimal import Decimal
 from itertools import pairwise
 from typing import Final
 
-from reconcile.money import quota_to_amount
-from reconcile.quota import price_one
-from reconcile.rules import ModelRule, Rules, plain
+from reconcile.core.money import quota_to_amount
+from reconcile.pricing.quota import price_one
+from reconcile.pricing.rules import ModelRule, Rules, plain
 
 EXAMPLE_TOKENS: Final = 1000
 MILLION: Final = Decimal(1_000_000)

@@ -1,0 +1,1 @@
+"""The customer's books: CSV reading, cell parsing, ledgers and invoices."""

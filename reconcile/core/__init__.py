@@ -1,0 +1,1 @@
+"""Shared building blocks: period, money, schema, results, findings, redaction, atomic writes."""

@@ -1,0 +1,1 @@
+"""The built-in gateway (server, store, switches) and the demo data it serves."""

@@ -1,0 +1,1 @@
+"""Joining logs with the books: ledger matching and invoice matching."""

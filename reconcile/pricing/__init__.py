@@ -1,0 +1,1 @@
+"""The contract (rules) and re-pricing every consume log the way new-api billed it."""

@@ -1,0 +1,1 @@
+"""Where logs come from: the paging/completeness engine, the snapshot, progress."""
