@@ -4,17 +4,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
+#: Exit statuses. Each means one thing: 1 is only ever "findings at or above --fail-on".
+EXIT_PASS = 0
+EXIT_FINDINGS = 1
+EXIT_INPUT = 2
+EXIT_INCOMPLETE = 3
+EXIT_INTERNAL = 70  # an unexpected error: a bug to report (sysexits' EX_SOFTWARE)
+
 
 class ReconcileError(Exception):
-    """Base of every error the CLI reports as one line without a traceback."""
+    """Base of every error the CLI reports as one line without a traceback.
 
-    exit_code = 1
+    Raised directly it means something the code did not expect, so it does not share a code
+    with findings: subclasses say what went wrong and carry the status that means it.
+    """
+
+    exit_code = EXIT_INTERNAL
 
 
 class InputError(ReconcileError):
     """Bad input or configuration: a file, row or field the user must fix (exit 2)."""
 
-    exit_code = 2
+    exit_code = EXIT_INPUT
 
     def __init__(
         self,
@@ -46,4 +57,4 @@ class InputError(ReconcileError):
 class GatewayError(ReconcileError):
     """The gateway could not be read completely, even after retries (exit 3)."""
 
-    exit_code = 3
+    exit_code = EXIT_INCOMPLETE

@@ -13,6 +13,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from reconcile.errors import InputError
 
 FailOn = Literal["never", "error", "warning", "info"]
+SourceName = Literal["token", "self", "admin", "database"]
+EngineName = Literal["local", "spark"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,20 @@ class Settings(BaseSettings):
     api_keys: SecretStr | None = Field(
         default=None, description="one API key, or several separated by commas"
     )
+    access_token: SecretStr | None = Field(
+        default=None, description="a user's (or admin's) access token: /api/log/self, /api/log/"
+    )
+    user_id: int | None = Field(default=None, description="the access token's user id")
+    token_names: str | None = Field(
+        default=None, description="restrict a user-level or database read to these token names"
+    )
+    log_dsn: SecretStr | None = Field(
+        default=None, description="the gateway's log database: sqlite:///…, postgresql://…"
+    )
+    source: SourceName | None = Field(
+        default=None, description="force a log source; otherwise the credentials choose it"
+    )
+    engine: EngineName = "local"
     timezone: str = "UTC"
     rules: Path = Path("rules/default.toml")
     concurrency: int = Field(default=16, ge=1, le=64)
@@ -63,6 +79,12 @@ class Settings(BaseSettings):
             if key and key not in seen:
                 seen[key] = ApiKey.of(key)
         return list(seen.values())
+
+    def token_name_list(self) -> list[str]:
+        """RECONCILE_TOKEN_NAMES as a list, in order, without blanks or duplicates."""
+        if not self.token_names:
+            return []
+        return list(dict.fromkeys(n.strip() for n in self.token_names.split(",") if n.strip()))
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -37,6 +37,8 @@ class FetchResult:
     duplicates: int = 0  # rows seen more than once (same id) and kept once
     outside_window: int = 0  # rows the gateway returned outside the window asked for, dropped
     other_types: int = 0  # manage/system logs seen and not kept
+    source: str = "token"  # which LogSource read it: token | self | admin | database
+    id_scheme: str = "stable"  # the gateway's ids as seen: stable | mod1024 | position
 
 
 @dataclass
