@@ -20,7 +20,7 @@ from reconcile.core.schema import SEVERITY
 from reconcile.errors import ReconcileError
 from reconcile.pricing.rules import load_rules
 from reconcile.pricing.rules_table import describe_rules
-from reconcile.settings import ApiKey, FailOn, Settings, load_settings
+from reconcile.settings import ApiKey, FailOn, Settings, SourceName, load_settings
 from reconcile.sources.progress import progress_for
 
 app = typer.Typer(
@@ -41,6 +41,12 @@ TzOpt = Annotated[
 ]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Output directory.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")]
+SourceOpt = Annotated[
+    SourceName | None,
+    typer.Option(
+        "--source", help="Force a log source: token|self|admin|database (default: credentials)."
+    ),
+]
 
 
 def _setup_logging(keys: list[ApiKey], quiet: bool) -> Redactor:
@@ -132,13 +138,16 @@ def run(
         Path | None, typer.Option("--junit", help="Also write JUnit XML, a test per category.")
     ] = None,
     base_url: Annotated[str | None, typer.Option("--base-url", help="Gateway URL.")] = None,
+    source: SourceOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Fetch (or load a snapshot), re-price, match and write the report."""
     redact = Redactor([])
     try:
-        settings = load_settings(timezone=tz, rules=rules, fail_on=fail_on, base_url=base_url)
-        redact = _setup_logging(settings.keys(), quiet)
+        settings = load_settings(
+            timezone=tz, rules=rules, fail_on=fail_on, base_url=base_url, source=source
+        )
+        redact = _setup_logging(settings.secrets(), quiet)
         request = pipeline.RunRequest(
             period=_period(period, start, end, settings.timezone),
             rules=settings.rules,
@@ -163,13 +172,14 @@ def fetch(
     tz: TzOpt = None,
     out: Annotated[Path | None, typer.Option("--out", help="Where to store the snapshot.")] = None,
     base_url: Annotated[str | None, typer.Option("--base-url", help="Gateway URL.")] = None,
+    source: SourceOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Fetch the period's logs and store the snapshot only."""
     redact = Redactor([])
     try:
-        settings = load_settings(timezone=tz, base_url=base_url)
-        redact = _setup_logging(settings.keys(), quiet)
+        settings = load_settings(timezone=tz, base_url=base_url, source=source)
+        redact = _setup_logging(settings.secrets(), quiet)
         when = _period(period, start, end, settings.timezone)
         if when is None:
             when = parse_period(None, None, None, settings.timezone)  # raises: says what to give

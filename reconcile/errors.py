@@ -58,3 +58,34 @@ class GatewayError(ReconcileError):
     """The gateway could not be read completely, even after retries (exit 3)."""
 
     exit_code = EXIT_INCOMPLETE
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        key_ref: str | None = None,
+        window: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.source = source  # token | self | admin | database
+        self.key_ref = key_ref  # the credential's safe reference, never the secret
+        self.window = window  # the time window being read, as text
+
+    def with_message(self, message: str) -> GatewayError:
+        """The same error (class and fields) with another text, e.g. redacted."""
+        return type(self)(message, source=self.source, key_ref=self.key_ref, window=self.window)
+
+
+class CredentialsRejected(GatewayError):
+    """The gateway refused a credential (bad key, access token, user id, role): not retried."""
+
+
+class IncompleteRead(GatewayError):
+    """The period could not be proved complete: answers kept changing, or retries ran out."""
+
+
+class IncompatibleGateway(GatewayError):
+    """The gateway answers in a way the period cannot be read completely from (wrong units,
+    ignored filters, a capped log list); the message says what was seen and what to use."""

@@ -23,7 +23,7 @@ from reconcile.pricing.rules import load_rules
 from reconcile.pricing.stage import price_logs
 from reconcile.report.summary import build_summary
 from reconcile.settings import Settings
-from reconcile.sources.engine import fetch_logs
+from reconcile.sources.choose import choose_source
 from reconcile.sources.progress import ProgressHook
 from reconcile.sources.snapshot import (
     MANIFEST_FILE,
@@ -59,13 +59,11 @@ def _check_readable(path: Path, role: str) -> None:
 def fetch_period(
     settings: Settings, period: Period, progress: ProgressHook | None = None
 ) -> FetchResult:
-    """Fetch every configured key's logs for the period; the gateway must be set up."""
-    if not settings.base_url:
+    """Fetch the period's logs from the source the settings choose (sources/choose.py)."""
+    source = choose_source(settings)
+    if source.name != "database" and not settings.base_url:
         raise InputError("no gateway URL: set RECONCILE_BASE_URL", field="RECONCILE_BASE_URL")
-    keys = settings.keys()
-    if not keys:
-        raise InputError("no API key: set RECONCILE_API_KEYS", field="RECONCILE_API_KEYS")
-    return fetch_logs(settings, period, keys, progress)
+    return source.fetch(period, progress)
 
 
 def compute(
@@ -140,7 +138,7 @@ def compute(
         status="fail" if failed else "pass",
         ledger=ledger,
         invoice=invoice,
-        warnings=list(pricing.warnings),
+        warnings=[*fetched.warnings, *pricing.warnings],
     )
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from reconcile.errors import InputError
@@ -25,9 +25,9 @@ class ApiKey:
     ref: str
 
     @classmethod
-    def of(cls, key: str) -> ApiKey:
+    def of(cls, key: str, kind: str = "key") -> ApiKey:
         digest = hashlib.sha256(key.encode()).hexdigest()[:8]
-        return cls(secret=SecretStr(key), ref=f"key-{digest}")
+        return cls(secret=SecretStr(key), ref=f"{kind}-{digest}")
 
     def __repr__(self) -> str:
         return f"ApiKey(ref={self.ref!r})"
@@ -69,6 +69,35 @@ class Settings(BaseSettings):
     )
     fail_on: FailOn = "error"
 
+    @field_validator("api_keys", "access_token")
+    @classmethod
+    def _credentials_are_plain_text(cls, value: SecretStr | None) -> SecretStr | None:
+        """Refuse a credential an HTTP header cannot carry, before it reaches one.
+
+        A key with a newline, a space, a control or a non-ASCII character would be rejected
+        by the HTTP library with a message quoting the header whole (the secret included),
+        or crash the encoder; a mistyped credential is a configuration error (exit 2).
+        The message says what is wrong and where, never the value.
+        """
+        if value is None:
+            return None
+        for n, part in enumerate(value.get_secret_value().split(","), start=1):
+            problem = credential_problem(part.strip())
+            if problem:
+                raise ValueError(f"credential {n} {problem} (the value is not shown)")
+        return value
+
+    def access(self) -> ApiKey | None:
+        """The access token (RECONCILE_ACCESS_TOKEN) with a safe reference, if set."""
+        if self.access_token is None or not self.access_token.get_secret_value().strip():
+            return None
+        return ApiKey.of(self.access_token.get_secret_value().strip(), "token")
+
+    def secrets(self) -> list[ApiKey]:
+        """Every credential configured, for redaction: keys and the access token."""
+        access = self.access()
+        return [*self.keys(), *([access] if access else [])]
+
     def keys(self) -> list[ApiKey]:
         """The configured keys, in order, without duplicates."""
         if self.api_keys is None:
@@ -87,6 +116,17 @@ class Settings(BaseSettings):
         return list(dict.fromkeys(n.strip() for n in self.token_names.split(",") if n.strip()))
 
 
+def credential_problem(text: str) -> str:
+    """What makes `text` unusable as a credential in an HTTP header ('' when nothing)."""
+    if any(ch.isspace() for ch in text):
+        return "contains whitespace (a space or a line break)"
+    if not text.isascii():
+        return "contains a non-ASCII character"
+    if not text.isprintable():
+        return "contains a control character"
+    return ""
+
+
 def load_settings(**overrides: object) -> Settings:
     """Settings with flag values (those not None) taking precedence; errors become InputError."""
     given = {k: v for k, v in overrides.items() if v is not None}
@@ -95,4 +135,5 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "settings"
-        raise InputError(err["msg"], field=f"RECONCILE_{field.upper()}") from None
+        message = str(err["msg"]).removeprefix("Value error, ")
+        raise InputError(message, field=f"RECONCILE_{field.upper()}") from None

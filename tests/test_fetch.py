@@ -23,8 +23,10 @@ from reconcile.demo.gateway import Faults, GatewayServer, LogStore
 from reconcile.errors import GatewayError, InputError
 from reconcile.settings import ApiKey, Settings
 from reconcile.sources import engine as fetch
-from reconcile.sources.engine import fetch_logs
+from reconcile.sources import http as fetch_http
+from reconcile.sources.items import logs_frame
 from reconcile.sources.progress import FetchProgress
+from reconcile.sources.token import fetch_logs
 
 PERIOD = parse_period("2026-10", None, None, "Asia/Shanghai")
 START, END = PERIOD.start_ts, PERIOD.end_ts  # END is exclusive
@@ -34,7 +36,7 @@ KEY_B = "sk-fetchtestBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"
 
 @pytest.fixture(autouse=True)
 def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fetch, "BACKOFF_BASE", 0.01)
+    monkeypatch.setattr(fetch_http, "BACKOFF_BASE", 0.01)
 
 
 def fill(
@@ -109,7 +111,7 @@ def test_a_window_of_several_pages_is_fetched_completely(
     result = run(gateway)
     assert ids_of(result) == expected(store)
     assert len(result.logs) == 750
-    assert dict(result.logs.dtypes.astype(str)) == LOG_DTYPES
+    assert dict(result.logs.dtypes.astype(str)) == {**LOG_DTYPES, "row_key": "string"}
     assert result.logs["created_at"].is_monotonic_increasing
     assert [(w.total, w.ids, w.pages, w.attempts) for w in result.windows] == [(750, 750, 8, 1)]
     assert gateway.requests == 8  # the first page doubles as the probe
@@ -173,7 +175,7 @@ def test_an_empty_period_gives_an_empty_typed_table() -> None:
     with GatewayServer(store) as srv:
         result = run(srv)
     assert len(result.logs) == 0
-    assert dict(result.logs.dtypes.astype(str)) == LOG_DTYPES
+    assert dict(result.logs.dtypes.astype(str)) == {**LOG_DTYPES, "row_key": "string"}
     assert [(w.total, w.ids) for w in result.windows] == [(0, 0)]
 
 
@@ -397,25 +399,34 @@ def test_a_gateway_reading_the_key_only_from_the_query_string_still_works() -> N
     assert ids_of(result) == expected(store)
 
 
-def test_an_unpaged_legacy_endpoint_is_refused() -> None:
+def test_an_unpaged_list_of_every_log_is_used_and_filtered_to_the_period() -> None:
     store = LogStore()
     fill(store, 30)
-    with (
-        GatewayServer(store, legacy_list=True) as srv,
-        pytest.raises(GatewayError, match="without paging"),
-    ):
-        run(srv)
+    fill(store, 5, lo=START - 86400, hi=START - 1, seed=3)  # before the period
+    with GatewayServer(store, legacy_list=True) as srv:
+        result = run(srv)
+    assert ids_of(result) == expected(store)
+    assert result.source == "token"
 
 
-@pytest.mark.parametrize("style", ["row_number", "mod1024"])
-def test_rewritten_log_ids_are_detected_not_silently_merged(style: str) -> None:
+def content_of(logs: pd.DataFrame) -> list[tuple[int, int, int]]:
+    return sorted(zip(logs["created_at"], logs["type"], logs["quota"], strict=True))
+
+
+def store_content(store: LogStore, key: str = KEY_A) -> list[tuple[int, int, int]]:
+    _, items = store.query(key, START, END - 1, offset=0, limit=10**9)
+    return sorted((int(i["created_at"]), int(i["type"]), int(i["quota"])) for i in items)
+
+
+@pytest.mark.parametrize(("style", "scheme"), [("row_number", "position"), ("mod1024", "mod1024")])
+def test_rewritten_log_ids_are_read_by_content_never_merged(style: str, scheme: str) -> None:
     store = LogStore()
     fill(store, 2500)
-    with (
-        GatewayServer(store, id_style=style) as srv,
-        pytest.raises(GatewayError, match=r"ids|position"),
-    ):
-        run(srv, window_rows=1500)
+    with GatewayServer(store, id_style=style) as srv:
+        result = run(srv, window_rows=1500)
+    assert result.id_scheme == scheme
+    assert content_of(result.logs) == store_content(store)
+    assert result.logs["row_key"].is_unique
 
 
 def test_the_same_token_configured_twice_is_refused() -> None:
@@ -460,26 +471,26 @@ def test_an_unreachable_gateway_is_a_gateway_error() -> None:
     [("2", 2.0), ("0.5", 0.5), ("-3", 0.0), ("soon", None), (None, None), ("nan", None)],
 )
 def test_retry_after_values(header: str | None, seconds: float | None) -> None:
-    assert fetch._retry_after(header) == seconds
+    assert fetch_http.retry_after(header) == seconds
 
 
 def test_retry_after_as_an_http_date() -> None:
     from email.utils import formatdate
 
-    value = fetch._retry_after(formatdate(time.time() + 60, usegmt=True))
+    value = fetch_http.retry_after(formatdate(time.time() + 60, usegmt=True))
     assert value is not None
     assert 55 < value <= 61
 
 
 def test_windows_split_into_contiguous_inclusive_ranges() -> None:
-    assert fetch._split(0, 9, 3) == [(0, 2), (3, 5), (6, 9)]
-    assert fetch._split(5, 6, 10) == [(5, 5), (6, 6)]
-    parts = fetch._split(START, END - 1, 7)
+    assert fetch.split(0, 9, 3) == [(0, 2), (3, 5), (6, 9)]
+    assert fetch.split(5, 6, 10) == [(5, 5), (6, 6)]
+    parts = fetch.split(START, END - 1, 7)
     assert sum(b - a + 1 for a, b in parts) == END - START
 
 
 def test_frame_of_no_logs_has_the_schema() -> None:
-    frame, others = fetch._logs_frame([])
+    frame, others = logs_frame([])
     assert isinstance(frame, pd.DataFrame)
     assert others == 0
     assert dict(frame.dtypes.astype(str)) == LOG_DTYPES

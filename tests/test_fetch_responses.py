@@ -14,8 +14,10 @@ import pytest
 from reconcile.core.redact import Redactor
 from reconcile.errors import GatewayError
 from reconcile.settings import ApiKey, Settings
-from reconcile.sources import engine as fetch
+from reconcile.sources import engine
+from reconcile.sources import http as fetch
 from reconcile.sources.progress import FetchProgress
+from reconcile.sources.token import key_scope
 
 KEY = ApiKey.of("sk-responsetest0123456789abcdefghijklmnopqrstuv")
 ENDPOINT = "http://gateway.test/api/log/token"
@@ -26,15 +28,27 @@ def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fetch, "BACKOFF_BASE", 0.0)
 
 
-def answer(handler: Callable[[httpx.Request], httpx.Response], **kw: Any) -> fetch._Page:
+PARAMS: dict[str, str | int] = {
+    "p": 1,
+    "page_size": 100,
+    "start_timestamp": 100,
+    "end_timestamp": 200,
+    "type": 0,
+}
+
+
+def answer(handler: Callable[[httpx.Request], httpx.Response], **kw: Any) -> engine.Page:
     """One page through the real client code, with `handler` as the gateway."""
     settings = Settings(max_retries=kw.pop("max_retries", 0), **kw)
 
-    async def go() -> fetch._Page:
+    async def go() -> engine.Page:
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
-            tally = fetch._Tally(None, 1)
-            client = fetch._Client(http, ENDPOINT, settings, Redactor([KEY]), tally)
-            return await client.page(KEY, 100, 200, 1, "key k, window w")
+            tally = fetch.Tally(None, 1)
+            client = fetch.Client(http, settings, Redactor([KEY]), tally)
+            data = await client.get(
+                httpx.URL(ENDPOINT), PARAMS, key_scope(KEY).cred, "key k, window w"
+            )
+            return engine.parse_page(data, 1, 100)
 
     return asyncio.run(go())
 
@@ -63,9 +77,9 @@ def test_a_good_page() -> None:
         (httpx.Response(404, text="404 page not found"), "HTTP 404.*RECONCILE_BASE_URL"),
         (httpx.Response(400, json={"message": "bad"}), "HTTP 400 from the gateway: bad"),
         (httpx.Response(200, json=[1, 2]), r"not new-api's \{success, message, data\}"),
-        (ok({"items": []}), "lacks data.total"),
+        (ok({"items": []}), "lacks an integer data.total"),
         (ok({"page": 2, "total": 0, "items": []}), "asked for page 1"),
-        (ok({"total": 1, "items": ["x"]}), "other than log objects"),
+        (ok({"total": 1, "items": ["x"]}), "other than logs"),
         (
             httpx.Response(200, json={"success": False, "message": "p and page_size are required"}),
             "refused the query",
@@ -131,10 +145,10 @@ def test_progress_counts_pages_and_retries_as_they_happen() -> None:
     async def go() -> None:
         transport = httpx.MockTransport(lambda request: next(replies))
         async with httpx.AsyncClient(transport=transport) as http:
-            tally = fetch._Tally(seen.append, 1)
+            tally = fetch.Tally(seen.append, 1)
             settings = Settings(max_retries=1)
-            client = fetch._Client(http, ENDPOINT, settings, Redactor([KEY]), tally)
-            await client.page(KEY, 1, 2, 1, "w")
+            client = fetch.Client(http, settings, Redactor([KEY]), tally)
+            await client.get(httpx.URL(ENDPOINT), PARAMS, key_scope(KEY).cred, "w")
 
     asyncio.run(go())
     # logs are counted when their window is proved complete, not page by page
@@ -142,12 +156,12 @@ def test_progress_counts_pages_and_retries_as_they_happen() -> None:
 
 
 def test_an_https_gateway_certificate_is_verified_against_the_ca_bundle() -> None:
-    https = fetch._ConnectionShards(2, https=True).tls
+    https = fetch.ConnectionShards(2, https=True).tls
     assert https.verify_mode is ssl.CERT_REQUIRED
     assert https.check_hostname
     assert https.cert_store_stats()["x509_ca"] > 0  # the CA bundle is loaded
     # a plain-http gateway's pools hold a context that trusts nothing, should TLS ever happen
-    plain = fetch._ConnectionShards(2, https=False).tls
+    plain = fetch.ConnectionShards(2, https=False).tls
     assert plain.verify_mode is ssl.CERT_REQUIRED
     assert plain.check_hostname
     assert plain.cert_store_stats()["x509_ca"] == 0

@@ -13,9 +13,9 @@ from reconcile.core.period import parse_period
 from reconcile.demo.gateway import Faults, GatewayServer, LogStore
 from reconcile.errors import GatewayError
 from reconcile.settings import ApiKey, Settings
-from reconcile.sources import engine as fetch
-from reconcile.sources.engine import fetch_logs
+from reconcile.sources import http as fetch_http
 from reconcile.sources.snapshot import write_snapshot
+from reconcile.sources.token import fetch_logs
 
 PERIOD = parse_period("2026-10", None, None, "UTC")
 GOOD = "sk-leakcheckGOOD0123456789abcdefghijklmnopqrstu"
@@ -35,7 +35,7 @@ def assert_clean(text: str) -> None:
 
 @pytest.fixture(autouse=True)
 def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fetch, "BACKOFF_BASE", 0.01)
+    monkeypatch.setattr(fetch_http, "BACKOFF_BASE", 0.01)
 
 
 def make_store() -> LogStore:

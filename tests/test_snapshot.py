@@ -86,7 +86,8 @@ def manifest_of(directory: Path) -> dict[str, Any]:
 def test_round_trip_keeps_everything(tmp_path: Path) -> None:
     original = fetch_result()
     back = read_snapshot(write_snapshot(original, tmp_path / "snap"))
-    pd.testing.assert_frame_equal(back.logs, original.logs)
+    pd.testing.assert_frame_equal(back.logs[LOG_COLUMNS], original.logs)
+    assert back.logs["row_key"].is_unique
     assert back.period == original.period
     assert back.period.timezone == "Asia/Shanghai"
     assert back.period.label == "2026-10"
@@ -195,7 +196,7 @@ def test_an_empty_fetch_round_trips(tmp_path: Path) -> None:
     empty = replace(fetch_result(), logs=logs_frame(0), windows=[])
     back = read_snapshot(write_snapshot(empty, tmp_path))
     assert len(back.logs) == 0
-    assert dict(back.logs.dtypes.astype(str)) == LOG_DTYPES
+    assert dict(back.logs.dtypes.astype(str)) == {**LOG_DTYPES, "row_key": "string"}
 
 
 def test_base_url_is_reduced_to_its_origin(tmp_path: Path) -> None:
@@ -213,3 +214,71 @@ def test_rows_moved_to_another_key_are_refused(tmp_path: Path) -> None:
     (snap / MANIFEST_FILE).write_text(json.dumps(manifest), encoding="utf-8")
     with pytest.raises(InputError, match="logs per key"):
         read_snapshot(snap)
+
+
+def test_source_id_scheme_and_the_gateway_sum_are_recorded(tmp_path: Path) -> None:
+    result = replace(
+        fetch_result(),
+        source="self",
+        id_scheme="position",
+        gateway_stat_quota=1234,
+        warnings=["the gateway's own consume sum differs"],
+    )
+    back = read_snapshot(write_snapshot(result, tmp_path))
+    manifest = manifest_of(tmp_path)
+    assert (manifest["source"], manifest["id_scheme"]) == ("self", "position")
+    assert (back.source, back.id_scheme, back.gateway_stat_quota) == ("self", "position", 1234)
+    assert back.warnings == result.warnings
+
+
+def test_position_ids_repeat_and_still_round_trip_with_row_keys(tmp_path: Path) -> None:
+    logs = logs_frame(40)
+    logs["id"] = [1 + i % 10 for i in range(40)]  # row positions: 1..10 in every window
+    logs.loc[1, [c for c in LOG_COLUMNS if c not in ("id",)]] = logs.loc[
+        0, [c for c in LOG_COLUMNS if c not in ("id",)]
+    ].to_numpy()  # two logs of identical content: two logs, two keys
+    result = replace(fetch_result(), logs=logs, id_scheme="position")
+    back = read_snapshot(write_snapshot(result, tmp_path))
+    assert len(back.logs) == 40
+    assert back.logs["row_key"].is_unique
+    again = read_snapshot(write_snapshot(result, tmp_path / "again"))
+    assert again.logs["row_key"].tolist() == back.logs["row_key"].tolist()  # stable
+
+
+def test_a_snapshot_written_before_sources_existed_reads_as_token_and_stable(
+    tmp_path: Path,
+) -> None:
+    write_snapshot(fetch_result(), tmp_path)
+    manifest = manifest_of(tmp_path)
+    for name in ("source", "id_scheme", "gateway_stat_quota", "warnings"):
+        del manifest[name]
+    table = pq.read_table(tmp_path / "logs.parquet").drop(["row_key"])
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    data = buf.getvalue()
+    (tmp_path / "logs.parquet").write_bytes(data)
+    manifest["files"]["logs"].update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
+    manifest["content_sha256"] = _content_hash(manifest)
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps(manifest), encoding="utf-8")
+    back = read_snapshot(tmp_path)
+    assert (back.source, back.id_scheme, back.gateway_stat_quota) == ("token", "stable", None)
+    assert back.logs["row_key"].is_unique
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [(("counts", "by_type"), ["consume"]), (("counts",), 7), (("period",), "2026-10")],
+)
+def test_a_manifest_field_of_the_wrong_type_is_an_input_error(
+    tmp_path: Path, path: tuple[str, ...], value: object
+) -> None:
+    write_snapshot(fetch_result(), tmp_path)
+    manifest = manifest_of(tmp_path)
+    target = manifest
+    for name in path[:-1]:
+        target = target[name]
+    target[path[-1]] = value
+    manifest["content_sha256"] = _content_hash(manifest)
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(InputError, match="manifest"):
+        read_snapshot(tmp_path)

@@ -39,6 +39,12 @@ class FetchResult:
     other_types: int = 0  # manage/system logs seen and not kept
     source: str = "token"  # which LogSource read it: token | self | admin | database
     id_scheme: str = "stable"  # the gateway's ids as seen: stable | mod1024 | position
+    #: The gateway's own consume sum for the period (/api/log/self/stat, /api/log/stat),
+    #: None where the source has none or it could not be read.
+    gateway_stat_quota: int | None = None
+    #: Things the reader of the report must know about the read (e.g. the gateway's own sum
+    #: differs from the rows' sum); sources add, the report shows.
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -6,9 +6,14 @@ manifest recorded, or whose counts disagree with its logs. Writing is determinis
 FetchResult gives byte-identical files) and holds no API key: keys appear only as refs.
 
 Layout of a snapshot directory:
-    logs.parquet    the logs table (schema.LOG_DTYPES), ordered by created_at, id, key_ref
-    manifest.json   schema_version, period, fetched_at, base_url, key refs, windows, counts,
-                    files (name, rows, bytes, sha256) and content_sha256 over all of it
+    logs.parquet    the logs table (schema.LOG_DTYPES plus `row_key`, our own stable key of
+                    each row), ordered by created_at, id, key_ref, row_key
+    manifest.json   schema_version, period, fetched_at, base_url, source, id_scheme, key
+                    refs, windows, counts, the gateway's own sum, files (name, rows, bytes,
+                    sha256) and content_sha256 over all of it
+
+Snapshots written before `source`, `id_scheme` and `row_key` existed read as the token
+source with stable ids, their row keys computed on reading.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from reconcile.core.period import Period
 from reconcile.core.results import FetchResult, WindowRecord
 from reconcile.core.schema import LOG_COLUMNS, LOG_DTYPES, TYPE_CODES, TYPE_NAMES
 from reconcile.errors import InputError
+from reconcile.sources.items import row_keys
 
 SCHEMA_VERSION = 1
 KIND = "reconcile-snapshot"
@@ -39,8 +45,11 @@ MANIFEST_FILE = "manifest.json"
 SNAPSHOT_DIR = "snapshot"  # inside a report directory
 
 _ARROW_TYPES = {"int64": pa.int64(), "string": pa.string(), "bool": pa.bool_()}
-_ARROW_SCHEMA = pa.schema([pa.field(c, _ARROW_TYPES[t]) for c, t in LOG_DTYPES.items()])
-_SORT = ["created_at", "id", "key_ref"]
+_COLUMNS = [*LOG_COLUMNS, "row_key"]
+_ARROW_SCHEMA = pa.schema(
+    [pa.field(c, _ARROW_TYPES[t]) for c, t in {**LOG_DTYPES, "row_key": "string"}.items()]
+)
+_SORT = ["created_at", "id", "key_ref", "row_key"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -69,6 +78,7 @@ def _canonical_logs(logs: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ValueError(f"the logs table lacks columns {missing}")
     df = logs[LOG_COLUMNS].astype(LOG_DTYPES)
+    df["row_key"] = logs["row_key"].astype("string") if "row_key" in logs else row_keys(df)
     return df.sort_values(_SORT, kind="mergesort").reset_index(drop=True)
 
 
@@ -99,6 +109,10 @@ def _manifest(result: FetchResult, logs: pd.DataFrame, data: bytes) -> dict[str,
         "fetched_at": result.fetched_at.isoformat(),
         "base_url": _origin(result.base_url),
         "key_refs": list(result.key_refs),
+        "source": result.source,
+        "id_scheme": result.id_scheme,
+        "gateway_stat_quota": result.gateway_stat_quota,
+        "warnings": list(result.warnings),
         "files": {
             "logs": {
                 "name": LOGS_FILE,
@@ -230,7 +244,12 @@ def read_snapshot(directory: Path) -> FetchResult:
         outside = int(counts["outside_window"])
         other = int(counts["other_types"])
         base_url = str(manifest.get("base_url", ""))
-    except (KeyError, TypeError, ValueError) as exc:
+        source = str(manifest.get("source", "token"))
+        id_scheme = str(manifest.get("id_scheme", "stable"))
+        stat = manifest.get("gateway_stat_quota")
+        stat_quota = None if stat is None else int(stat)
+        warnings = [str(w) for w in manifest.get("warnings", [])]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise bad(f"incomplete or malformed manifest ({type(exc).__name__}: {exc})") from None
     if not isinstance(name, str) or Path(name).name != name or name.startswith("."):
         raise bad("the logs file name must be a plain file name", field="files.logs.name")
@@ -257,8 +276,15 @@ def read_snapshot(directory: Path) -> FetchResult:
         duplicates=duplicates,
         outside_window=outside,
         other_types=other,
+        source=source,
+        id_scheme=id_scheme,
+        gateway_stat_quota=stat_quota,
+        warnings=warnings,
     )
-    _verify_counts(result, manifest, bad)
+    try:
+        _verify_counts(result, manifest, bad)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise bad(f"malformed manifest counts ({type(exc).__name__}: {exc})") from None
     return result
 
 
@@ -309,9 +335,14 @@ def _read_logs(data: bytes, path: Path) -> pd.DataFrame:
         raise InputError(f"columns missing: {', '.join(missing)}", file=path, field=missing[0])
     df: pd.DataFrame = table.select(LOG_COLUMNS).to_pandas()
     try:
-        return df.astype(LOG_DTYPES)
+        df = df.astype(LOG_DTYPES)
     except (TypeError, ValueError) as exc:
         raise InputError(f"columns of the wrong type ({exc})", file=path) from None
+    if "row_key" in table.column_names:
+        df["row_key"] = table.column("row_key").to_pandas().astype("string")
+    else:
+        df["row_key"] = row_keys(df)
+    return df
 
 
 def _verify_counts(
@@ -339,8 +370,10 @@ def _verify_counts(
             f"logs per key: the manifest says {counts['by_key']}, the logs file holds "
             f"{logs['key_ref'].value_counts().to_dict()}"
         )
-    if logs["id"].duplicated().any():
+    if result.id_scheme == "stable" and logs["id"].duplicated().any():
         raise bad("the logs file holds the same log id twice")
+    if logs["row_key"].duplicated().any():
+        raise bad("the logs file holds the same row key twice")
     period = result.period
     inside = logs["created_at"].between(period.start_ts, period.end_ts - 1)
     if not inside.all():
