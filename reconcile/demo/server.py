@@ -1,4 +1,7 @@
-"""A real HTTP server for `GET /api/log/token` with new-api's semantics, plus injectable faults.
+"""A real HTTP server for new-api's log endpoints, with injectable faults and hostile modes.
+
+`/api/log/token` (paged as the seed documents, or the unpaged lists of upstream versions),
+and, for the users given, `/api/log/self`, `/api/log/` and their `/stat` sums (users.py).
 
 Used by the demo, the CLI tests and the fetch tests: the fetcher is exercised over real sockets,
 real keep-alive connections and real timeouts, not a mock.
@@ -20,7 +23,9 @@ from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
+from reconcile.demo.hostile import Hostile
 from reconcile.demo.store import LogStore
+from reconcile.demo.users import USER_PATHS, User, handle_user_api
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 10  # new-api's ItemsPerPage when page_size is 0 or invalid
@@ -113,6 +118,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def send_json(self, obj: object, status: int = 200, **kw: Any) -> None:
         body = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        hostile = self.server.gateway.hostile
+        body, extra = hostile.encode(body)
+        kw["headers"] = {**kw.get("headers", {}), **extra}
+        if hostile.drip_seconds > 0:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in kw["headers"].items():
+                self.send_header(name, value)
+            self.end_headers()
+            hostile.write(self.wfile, body)
+            return
         self.send_body(status, body, **kw)
 
 
@@ -122,7 +139,10 @@ class GatewayServer:
     Options mimic other gateway generations: `accept_bearer=False` is an older server that
     only reads `?key=`; `unknown_key_status=401, unknown_key_message="无效的令牌"` is a newer
     one whose auth middleware rejects the token; `legacy_list=True` answers with the
-    un-paged list of old versions; `id_style` rewrites ids as some versions do for users.
+    un-paged list of old versions (with `recent_limit`, only the newest that many, numbered
+    by position, as 2026 versions do); `id_style` rewrites ids as some versions do for users.
+    `users` (access token -> User) serves /api/log/self, /api/log/ and their stat sums;
+    `hostile` switches on a misbehaviour (hostile.py).
     """
 
     def __init__(
@@ -138,6 +158,9 @@ class GatewayServer:
         unknown_key_message: str = "record not found",
         legacy_list: bool = False,
         id_style: IdStyle = "real",
+        recent_limit: int = 0,
+        users: dict[str, User] | None = None,
+        hostile: Hostile | None = None,
     ) -> None:
         self.store = store
         self.faults = faults or Faults()
@@ -148,6 +171,9 @@ class GatewayServer:
         self.unknown_key_message = unknown_key_message
         self.legacy_list = legacy_list
         self.id_style: IdStyle = id_style
+        self.recent_limit = recent_limit
+        self.users = dict(users or {})
+        self.hostile = hostile or Hostile()
         #: What was served: "ok", "429", "5xx", "timeout", "truncate", "fail", "insert",
         #: "delete", "error" (a success:false answer to a bad query), "not_found".
         self.stats: Counter[str] = Counter()
@@ -227,14 +253,19 @@ class GatewayServer:
 
     def _handle(self, h: _Handler) -> None:
         url = urlsplit(h.path)
+        if url.path in USER_PATHS and self.users:
+            n = self._count_request()
+            if self.faults.latency > 0:
+                time.sleep(self.faults.latency)
+            if not self._fault(h, n):
+                handle_user_api(self, h, url.path, url.query)
+            return
         if url.path.rstrip("/") != ENDPOINT:
             with self._lock:
                 self.stats["not_found"] += 1
             h.send_body(404, b"404 page not found", content_type="text/plain")
             return
-        with self._lock:
-            self._requests += 1
-            n = self._requests
+        n = self._count_request()
         f = self.faults
         if f.latency > 0:
             time.sleep(f.latency)
@@ -264,19 +295,22 @@ class GatewayServer:
             return
         page = max(_int64(q.get("p")), 1)
         size = _int64(q.get("page_size"))
-        size = DEFAULT_PAGE_SIZE if size < 1 else min(size, MAX_PAGE_SIZE)
+        size = self.hostile.size(DEFAULT_PAGE_SIZE if size < 1 else min(size, MAX_PAGE_SIZE))
+        start, end = self.hostile.bounds(start, end)
         log_type, model = _int64(q.get("type")), q.get("model_name", "")
 
         if _hits(f.insert_every, n):
             self._insert_into(key, start, end)
         if _hits(f.delete_every, n):
             self._delete_from(key, start, end)
-        offset = (page - 1) * size
+        offset = self.hostile.offset(page, size)
         if self.legacy_list:
-            _, items = self.store.query(key, 1, 2**62, offset=0, limit=2**62)
+            limit = self.recent_limit or 2**62
+            _, items = self.store.query(key, 1, 2**62, offset=0, limit=limit)
             with self._lock:
                 self.stats["ok"] += 1
-            h.send_json({"success": True, "message": "", "data": self._ids(items, 0)})
+            items = [self.hostile.item(dict(i), key) for i in self._ids(items, 0)]
+            h.send_json({"success": True, "message": "", "data": items})
             return
         total, items = self.store.query(
             key, start, end, offset=offset, limit=size, log_type=log_type, model_name=model
@@ -284,15 +318,25 @@ class GatewayServer:
         with self._lock:
             self.stats["ok"] += 1
         data = {"page": page, "page_size": size, "total": total, "items": self._ids(items, offset)}
-        h.send_json({"success": True, "message": "", "data": data})
+        h.send_json({"success": True, "message": "", "data": self.hostile.shape(data, key)})
 
-    def _ids(self, items: list[dict[str, Any]], offset: int) -> list[dict[str, Any]]:
-        if self.id_style == "real":
+    def _count_request(self) -> int:
+        with self._lock:
+            self._requests += 1
+            return self._requests
+
+    def _ids(
+        self, items: list[dict[str, Any]], offset: int, style: str | None = None
+    ) -> list[dict[str, Any]]:
+        style = style or self.id_style
+        if self.recent_limit and self.legacy_list:
+            style = "row_number"  # 2026: the newest MaxRecentItems, numbered by position
+        if style == "real":
             return items
         out = []
         for i, item in enumerate(items):
             row = dict(item)
-            row["id"] = offset + i + 1 if self.id_style == "row_number" else int(row["id"]) % 1024
+            row["id"] = offset + i + 1 if style == "row_number" else int(row["id"]) % 1024
             out.append(row)
         return out
 

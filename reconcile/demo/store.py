@@ -209,6 +209,21 @@ class LogStore:
             hi = bisect.bisect_right(logs.created, end)
             return set(logs.ids[lo:hi])
 
+    def between(self, keys: Iterable[str], start: int, end: int) -> list[dict[str, Any]]:
+        """Rows of `keys` with start <= created_at <= end, newest first (id DESC)."""
+        out: list[dict[str, Any]] = []
+        with self._lock:
+            for key in keys:
+                logs = self._keys.get(key)
+                if logs is None:
+                    continue
+                logs.settle()
+                lo = bisect.bisect_left(logs.created, start)
+                hi = bisect.bisect_right(logs.created, end)
+                out.extend(logs.rows[lo:hi])
+        out.sort(key=lambda r: int(r["id"]), reverse=True)
+        return out
+
     def query(
         self,
         key: str,

@@ -140,7 +140,12 @@ class StableRead(ScopeRead):
             # the whole range came in one answer (or rows moved: read again next round)
             self.replace(w, start, end, [page])
             return whole
-        if trust and self.agrees(w, start, end, page):
+        # A page fuller than its total (or full while the total says it all fits) shows the
+        # total is wrong: only the parts can prove the range, so their agreement is its.
+        believable = len(page.items) <= page.total and not (
+            len(page.items) >= page.page_size >= page.total
+        )
+        if believable and trust and self.agrees(w, start, end, page):
             return True
         if start == end:
             pages = [page]
@@ -148,15 +153,15 @@ class StableRead(ScopeRead):
                 pages.append(await self.get(start, end, len(pages) + 1))
             w.pages += len(pages) - 1
             self.replace(w, start, end, pages)
-            return False
+            return not believable
         mid = (start + end) // 2
         left, right = await eng.gather([self.get(start, mid, 1), self.get(mid + 1, end, 1)])
         w.pages += 2
         eng.check_shrinks(page.total, [left.total, right.total], self.where(start, end))
-        await eng.gather(
+        parts = await eng.gather(
             [self.settle(w, start, mid, left, trust), self.settle(w, mid + 1, end, right, trust)]
         )
-        return False
+        return not believable and all(parts)
 
     def agrees(self, w: _Window, start: int, end: int, page: eng.Page) -> bool:
         """The rows held in [start, end] number page.total and include every log on page 1."""
