@@ -57,7 +57,7 @@ def test_a_dripped_body_cannot_hold_a_request_beyond_the_timeout() -> None:
     store = store_of(30)
     with GatewayServer(store, hostile=Hostile(drip_seconds=0.02)) as srv:
         started = time.monotonic()
-        with pytest.raises(GatewayError, match="no complete answer within 0.3s"):
+        with pytest.raises(GatewayError, match=r"no complete answer within 0\.3s"):
             run(srv, timeout=0.3, max_retries=1)
         elapsed = time.monotonic() - started
     assert elapsed < 3  # two attempts of 0.3 s, not a body of minutes
@@ -148,7 +148,8 @@ def test_the_cli_refuses_a_bad_key_and_a_malformed_url_with_exit_2(tmp_path: Pat
         cwd=tmp_path,
     )
     assert bad_key.code == 2
-    assert bad_key.stderr.count("\n") == 1 and "RECONCILE_API_KEYS" in bad_key.stderr
+    assert bad_key.stderr.count("\n") == 1
+    assert "RECONCILE_API_KEYS" in bad_key.stderr
     assert "Traceback" not in bad_key.stderr
     bad_url = run_cli(
         "fetch",
@@ -158,4 +159,5 @@ def test_the_cli_refuses_a_bad_key_and_a_malformed_url_with_exit_2(tmp_path: Pat
         cwd=tmp_path,
     )
     assert bad_url.code == 2, bad_url.stderr
-    assert bad_url.stderr.count("\n") == 1 and "RECONCILE_BASE_URL" in bad_url.stderr
+    assert bad_url.stderr.count("\n") == 1
+    assert "RECONCILE_BASE_URL" in bad_url.stderr

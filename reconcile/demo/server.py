@@ -258,7 +258,7 @@ class GatewayServer:
             if self.faults.latency > 0:
                 time.sleep(self.faults.latency)
             if not self._fault(h, n):
-                handle_user_api(self, h, url.path, url.query)
+                handle_user_api(self, h, url.path, url.query, n)
             return
         if url.path.rstrip("/") != ENDPOINT:
             with self._lock:
@@ -299,10 +299,7 @@ class GatewayServer:
         start, end = self.hostile.bounds(start, end)
         log_type, model = _int64(q.get("type")), q.get("model_name", "")
 
-        if _hits(f.insert_every, n):
-            self._insert_into(key, start, end)
-        if _hits(f.delete_every, n):
-            self._delete_from(key, start, end)
+        self.change_rows(n, key, start, end)
         offset = self.hostile.offset(page, size)
         if self.legacy_list:
             limit = self.recent_limit or 2**62
@@ -319,6 +316,13 @@ class GatewayServer:
             self.stats["ok"] += 1
         data = {"page": page, "page_size": size, "total": total, "items": self._ids(items, offset)}
         h.send_json({"success": True, "message": "", "data": self.hostile.shape(data, key)})
+
+    def change_rows(self, n: int, key: str, start: int, end: int) -> None:
+        """The insert/delete faults of request `n`, in `key`'s rows of [start, end]."""
+        if _hits(self.faults.insert_every, n):
+            self._insert_into(key, start, end)
+        if _hits(self.faults.delete_every, n):
+            self._delete_from(key, start, end)
 
     def _count_request(self) -> int:
         with self._lock:

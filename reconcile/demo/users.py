@@ -37,7 +37,7 @@ def _deny(h: _Handler, message: str, status: int = 200) -> None:
     h.send_json({"success": False, "message": message}, status=status)
 
 
-def handle_user_api(server: GatewayServer, h: _Handler, path: str, query: str) -> None:
+def handle_user_api(server: GatewayServer, h: _Handler, path: str, query: str, n: int) -> None:
     q = {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
     token = h.headers.get("Authorization", "").strip()
     if token[:7].lower() == "bearer ":
@@ -66,6 +66,8 @@ def handle_user_api(server: GatewayServer, h: _Handler, path: str, query: str) -
     keys = server.store.keys() if admin else user.keys
     hostile = server.hostile
     start, end = hostile.bounds(_int(q.get("start_timestamp")), _int(q.get("end_timestamp")))
+    if keys and path in (SELF, ADMIN):
+        server.change_rows(n, keys[0], start, end or 2**62)
     rows = server.store.between(keys, start, end or 2**62)
     rows = [r for r in rows if _matches(r, q)]
     if path in (SELF_STAT, ADMIN_STAT):

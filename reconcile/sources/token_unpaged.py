@@ -1,12 +1,13 @@
-"""`token`, unpaged: `/api/log/token` of upstream new-api, whose `data` is a plain list.
+"""`token`, unpaged: upstream new-api's `/api/log/token`, whose `data` is a plain list.
 
 Read from new-api's code (model/log.go GetLogByTokenId): 2026 servers return the token's
 newest `MaxRecentItems` (1,000) logs numbered by position (1..n); 2025 servers return all
 of them, ids shown as id % 1024. Neither pages nor filters by time. The list is used only
 when it provably covers the period: it holds fewer than 1,000 logs (so it is not capped), or
 its oldest log is older than the period's start (newest first, so nothing of the period is
-cut off). Otherwise the period cannot be read with an API key at all: exit 3, saying how to
-get an access token for `/api/log/self`. Logs are identified by content (one answer, one
+cut off; new-api writes created_at as it inserts, so ids follow time). Otherwise the period
+cannot be read with an API key at all: exit 3, saying how to get an access token for
+`/api/log/self`. Logs are identified by content (one answer, one
 query: a multiset with nothing to deduplicate) and filtered to the period here.
 """
 
@@ -80,7 +81,9 @@ def fetch_unpaged(
         created = [to_int(i.get("created_at"), "created_at", None, redact) for i in items]
         if created and min(created) > eng.MILLISECONDS:
             eng.check_units(min(created), start, end, scope.label)
-        if len(items) >= MAX_RECENT and (not created or min(created) >= start):
+        # newest first by id: the last one is the oldest returned; once it is older than the
+        # period, every log of the period (written after it) is in the list
+        if len(items) >= MAX_RECENT and (not created or created[-1] >= start):
             raise CappedLogList(
                 f"{scope.label}: this gateway's /api/log/token returns only the newest "
                 f"{len(items)} logs, without paging, and the oldest of them is inside the "
