@@ -11,7 +11,11 @@
      imports, the fetch and writing the snapshot (median of --repeat runs).
    Each is compared with the baseline (loop against stage, script against command); all must
    return the identical id set.
-2. Faults: the same fetch against an in-process gateway where every 7th request gets a 429,
+2. Ids by position: the same month from a gateway that numbers logs by their position on the
+   page (as new-api's /api/log/self does for users): the fetcher reads it by content, in
+   windows that fit one page, and must stay within 1.3x of the stable-id fetch time and
+   return the same logs (compared by request_id, unique per log in the data).
+3. Faults: the same fetch against an in-process gateway where every 7th request gets a 429,
    every 11th a 500, and rows are inserted into the queried range during paging. The result
    must be exactly the ids the gateway's store holds for the period at the end.
 
@@ -45,10 +49,10 @@ import reconcile
 from reconcile.core.period import Period, parse_period
 from reconcile.demo.gateway import Faults, GatewayServer, LogStore
 from reconcile.settings import ApiKey, Settings
-from reconcile.sources import engine as fetch
-from reconcile.sources.engine import fetch_logs
+from reconcile.sources import http as fetch
 from reconcile.sources.progress import FetchProgress
 from reconcile.sources.snapshot import read_snapshot
+from reconcile.sources.token import fetch_logs
 
 KEY = "sk-bench" + "7" * 40
 PERIOD = parse_period("2026-10", None, None, "Asia/Shanghai")
@@ -126,7 +130,9 @@ print(json.dumps({"seconds": took, "requests": requests, "ids": sorted(ids)}))
 """
 
 
-def start_gateway(data: Path, latency: float) -> tuple[subprocess.Popen[str], str]:
+def start_gateway(
+    data: Path, latency: float, id_style: str = "real"
+) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -136,6 +142,8 @@ def start_gateway(data: Path, latency: float) -> tuple[subprocess.Popen[str], st
             str(data),
             "--latency",
             str(latency),
+            "--id-style",
+            id_style,
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -158,6 +166,8 @@ def measure(url: str, out: Path, concurrency: int, window_rows: int) -> None:
         "requests": seen[-1].pages + seen[-1].retries,
         "windows": len(result.windows),
         "ids": sorted(set(result.logs["id"].tolist())),
+        "request_ids": sorted(result.logs["request_id"].tolist()),
+        "id_scheme": result.id_scheme,
     }
     out.write_text(json.dumps(figures))
 
@@ -269,7 +279,27 @@ def main() -> int:
         print(f"identical id sets (sequential, every run of each, gateway): {same}")
         failed |= not same
 
-        # -- 2. faults ------------------------------------------------------------------------
+        # -- 2. ids by position: read by content ---------------------------------------------
+        proc, url = start_gateway(data, args.latency, "row_number")
+        try:
+            runs = range(args.repeat)
+            positional = [run_stage(url, Path(tmp) / f"pos{i}.json", args) for i in runs]
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+        by_position = median(r["seconds"] for r in positional)
+        ratio = by_position / stage
+        print(
+            f"fetch_logs, ids by position: {by_position:6.2f} s"
+            f"  ({positional[0]['requests']} requests, {positional[0]['windows']} windows, "
+            f"id_scheme {positional[0]['id_scheme']}; runs {listed(positional)})"
+        )
+        print(f"ids by position against stable ids:            {ratio:5.2f}x (target <= 1.3x)")
+        logs_same = all(r["request_ids"] == stages[0]["request_ids"] for r in positional)
+        print(f"the same logs (by request_id) as the stable-id fetch: {logs_same}")
+        failed |= not logs_same or ratio > 1.3
+
+        # -- 3. faults ------------------------------------------------------------------------
         if not args.skip_faults:
             fetch.BACKOFF_BASE = 0.05
             faults = Faults(

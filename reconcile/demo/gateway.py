@@ -11,11 +11,14 @@ import signal
 import sys
 import threading
 
-from reconcile.demo.server import ENDPOINT, Faults, GatewayServer
+from reconcile.demo.faults import Faults
+from reconcile.demo.hostile import Hostile
+from reconcile.demo.server import ENDPOINT, GatewayServer
 from reconcile.demo.store import LogStore
+from reconcile.demo.users import User
 from reconcile.errors import InputError
 
-__all__ = ["ENDPOINT", "Faults", "GatewayServer", "LogStore"]
+__all__ = ["ENDPOINT", "Faults", "GatewayServer", "Hostile", "LogStore", "User"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fail-every", type=int, default=0)
     ap.add_argument("--insert-every", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--legacy-list", action="store_true", help="/api/log/token unpaged")
+    ap.add_argument("--recent-limit", type=int, default=0, help="unpaged: newest N only")
+    ap.add_argument("--id-style", choices=["real", "row_number", "mod1024"], default="real")
+    ap.add_argument("--gzip", action="store_true", help="compress every answer")
     args = ap.parse_args(argv)
     try:
         store = LogStore.from_jsonl(args.data)
@@ -53,7 +60,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
-    with GatewayServer(store, faults, host=args.host, port=args.port) as server:
+    with GatewayServer(
+        store,
+        faults,
+        host=args.host,
+        port=args.port,
+        legacy_list=args.legacy_list,
+        recent_limit=args.recent_limit,
+        id_style=args.id_style,
+        hostile=Hostile(gzip=args.gzip),
+    ) as server:
         print(f"serving {len(store)} logs of {len(store.keys())} keys on {server.url}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             done.wait()
