@@ -43,6 +43,13 @@ def test_a_total_too_small_by_a_multiple_of_the_page_size_is_not_believed() -> N
     assert ids_of(result) == expected(store)  # before: 40 logs of every 140 vanished
 
 
+def test_a_total_one_page_short_with_a_full_last_page_is_not_believed() -> None:
+    store = store_of(200)  # the gateway says 100: one full page, and the page after it unread
+    with GatewayServer(store, hostile=Hostile(lie_total=True)) as srv:
+        result = run(srv)
+    assert ids_of(result) == expected(store)  # before: 100 logs vanished, exit 0
+
+
 def test_a_gateway_ignoring_time_filters_fails_fast_instead_of_recursing() -> None:
     store = store_of(3000)
     with GatewayServer(store, hostile=Hostile(ignore_filters=True)) as srv:

@@ -17,7 +17,7 @@ PAGE = 100
 @dataclass(frozen=True)
 class Hostile:
     gzip: bool = False  # Content-Encoding: gzip on every answer (nginx, CDNs)
-    lie_total: bool = False  # `total` too small by a multiple of the page size
+    lie_total: bool = False  # `total` one page too small when there is more than a page
     ignore_filters: bool = False  # start_timestamp/end_timestamp ignored
     drip_seconds: float = 0.0  # the body sent one byte at a time, this long between bytes
     echo_secret: bool = False  # the presented credential copied into token_name and content
@@ -40,7 +40,7 @@ class Hostile:
         data = dict(data)
         total = int(data["total"])
         if self.lie_total and total > PAGE:
-            data["total"] = total - PAGE * ((total - 1) // PAGE)
+            data["total"] = total - PAGE
         if self.page_cap:
             data.pop("page_size", None)
         items = data["items"]

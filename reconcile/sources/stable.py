@@ -113,6 +113,7 @@ class StableRead(ScopeRead):
         range (ids only grow, and the gateway answers newest first).
         """
         trust = False
+        last = -1
         while True:
             if w.attempts >= eng.MAX_WINDOW_ATTEMPTS:
                 raise IncompleteRead(
@@ -125,15 +126,21 @@ class StableRead(ScopeRead):
             page = await self.get(w.start, w.end, 1)
             w.pages += 1
             w.total = page.total
-            if await self.settle(w, w.start, w.end, page, trust):
+            steady = page.total == last  # the window's count did not move since last round
+            last = page.total
+            if await self.settle(w, w.start, w.end, page, trust, steady):
                 return
             trust = True
 
-    async def settle(self, w: _Window, start: int, end: int, page: eng.Page, trust: bool) -> bool:
+    async def settle(
+        self, w: _Window, start: int, end: int, page: eng.Page, trust: bool, steady: bool = False
+    ) -> bool:
         """Make w's rows in [start, end] agree with the gateway, given page 1 of that range.
 
         With `trust`, a range whose count and newest logs match the rows held is kept as it
-        is; without, every range is read again. True when everything already agreed.
+        is; without, every range is read again. True when everything already agreed, or
+        when parts that each proved themselves contradict a count that stays the same
+        (`steady`: a gateway whose totals are wrong, not a table that is changing).
         """
         whole = len(page.items) == page.total < page.page_size
         if whole or (len(page.items) < page.total < page.page_size):
@@ -141,7 +148,7 @@ class StableRead(ScopeRead):
             self.replace(w, start, end, [page])
             return whole
         # A page fuller than its total (or full while the total says it all fits) shows the
-        # total is wrong: only the parts can prove the range, so their agreement is its.
+        # total is wrong: only the parts can prove the range.
         believable = len(page.items) <= page.total and not (
             len(page.items) >= page.page_size >= page.total
         )
@@ -159,9 +166,14 @@ class StableRead(ScopeRead):
         w.pages += 2
         eng.check_shrinks(page.total, [left.total, right.total], self.where(start, end))
         parts = await eng.gather(
-            [self.settle(w, start, mid, left, trust), self.settle(w, mid + 1, end, right, trust)]
+            [
+                self.settle(w, start, mid, left, trust, steady),
+                self.settle(w, mid + 1, end, right, trust, steady),
+            ]
         )
-        return not believable and all(parts)
+        # Parts each proved (whole, or agreeing with the rows held) outrank a count they
+        # contradict; a count believed is re-checked in a later round before it is settled.
+        return (not believable or (trust and steady)) and all(parts)
 
     def agrees(self, w: _Window, start: int, end: int, page: eng.Page) -> bool:
         """The rows held in [start, end] number page.total and include every log on page 1."""
