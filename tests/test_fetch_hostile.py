@@ -8,14 +8,15 @@ from typing import Any
 
 import pytest
 from conftest import run_cli
-from test_fetch import KEY_A, expected, fill, ids_of, run
+from test_fetch import KEY_A, PERIOD, expected, fill, ids_of, run
 
 from reconcile.demo.gateway import GatewayServer, LogStore
 from reconcile.demo.hostile import Hostile
 from reconcile.errors import GatewayError, IncompatibleGateway, InputError
-from reconcile.settings import ApiKey, load_settings
+from reconcile.settings import ApiKey, Settings, load_settings
 from reconcile.sources import http as fetch_http
 from reconcile.sources.snapshot import write_snapshot
+from reconcile.sources.token import fetch_logs
 
 
 @pytest.fixture(autouse=True)
@@ -168,3 +169,13 @@ def test_the_cli_refuses_a_bad_key_and_a_malformed_url_with_exit_2(tmp_path: Pat
     assert bad_url.code == 2, bad_url.stderr
     assert bad_url.stderr.count("\n") == 1
     assert "RECONCILE_BASE_URL" in bad_url.stderr
+
+
+def test_a_long_key_echoed_into_a_number_field_is_redacted_before_it_is_shortened() -> None:
+    long_key = "tok_" + "L" * 44  # 48 characters: cut to 40 first, its prefix would leak
+    store = LogStore()
+    store.insert(long_key, created_at=PERIOD.start_ts + 5, quota=long_key)
+    with GatewayServer(store) as srv, pytest.raises(GatewayError) as err:
+        fetch_logs(Settings(base_url=srv.url), PERIOD, [ApiKey.of(long_key)])
+    assert "`quota` not an integer" in str(err.value)
+    assert "LLLLLLLL" not in str(err.value)

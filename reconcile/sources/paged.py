@@ -26,6 +26,8 @@ from reconcile.sources.progress import ProgressHook
 
 log = logging.getLogger("reconcile.sources.engine")
 
+BATCH = 5000  # logs normalised into columns at a time
+
 
 class IdsUnstable(Exception):
     """Ids that looked stable turned out not to be (a collision, or row positions)."""
@@ -44,6 +46,7 @@ class ScopeRead:
         self.scope = scope
         self.columns: dict[int, dict[str, Any]] = {}  # window start -> its columns
         self.windows: list[WindowRecord] = []
+        self.pending: list[Seen] = []
         self.logs = 0
 
     @property
@@ -82,8 +85,10 @@ class ScopeRead:
         return None
 
     def record(self, start: int, end: int, total: int, logs: list[Seen], **kw: int) -> None:
-        logs.sort(key=lambda r: (r[1], r[0]))
-        self.columns[start] = columns(logs, self.scope.ref, self.job.redact)
+        """A window proved complete: its logs join the scope's next batch of columns."""
+        self.pending.extend(logs)
+        if len(self.pending) >= BATCH:
+            self.flush()
         self.windows.append(
             WindowRecord(
                 key_ref=self.scope.ref,
@@ -97,6 +102,18 @@ class ScopeRead:
         )
         self.logs += len(logs)
         self.job.tally.bump(windows_done=1, logs=len(logs))
+
+    def flush(self) -> None:
+        """Normalise the pending logs into one chunk of columns (batched: the fixed cost of
+        building and redacting columns is paid per batch, not per window; windows of one
+        page are small and many)."""
+        if not self.pending:
+            return
+        logs = sorted(self.pending, key=lambda r: (r[1], r[0]))
+        self.columns[logs[0][1] * 1_000_000 + len(self.columns)] = columns(
+            logs, self.scope.ref, self.job.redact
+        )
+        self.pending = []
 
 
 class PagedRun:
@@ -132,6 +149,8 @@ class PagedRun:
                 readers = eng.run_sync(self._fetch)
             except ReconcileError as exc:
                 raise eng.redacted(exc, self.redact) from None
+        for r in readers:
+            r.flush()
         chunks = [r.columns[s] for r in readers for s in sorted(r.columns)]
         df, others = logs_frame(chunks)
         self.counts.other_types += others
