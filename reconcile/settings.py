@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     token_names: str | None = Field(
         default=None, description="restrict a user-level or database read to these token names"
     )
+    usernames: str | None = Field(
+        default=None, description="restrict an admin read (/api/log/) to these users"
+    )
     log_dsn: SecretStr | None = Field(
         default=None, description="the gateway's log database: sqlite:///…, postgresql://…"
     )
@@ -111,9 +114,17 @@ class Settings(BaseSettings):
 
     def token_name_list(self) -> list[str]:
         """RECONCILE_TOKEN_NAMES as a list, in order, without blanks or duplicates."""
-        if not self.token_names:
-            return []
-        return list(dict.fromkeys(n.strip() for n in self.token_names.split(",") if n.strip()))
+        return _names(self.token_names)
+
+    def username_list(self) -> list[str]:
+        """RECONCILE_USERNAMES as a list, in order, without blanks or duplicates."""
+        return _names(self.usernames)
+
+
+def _names(text: str | None) -> list[str]:
+    if not text:
+        return []
+    return list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
 
 
 def credential_problem(text: str) -> str:

@@ -220,3 +220,67 @@ def test_a_user_with_only_an_access_token_fetches_a_month_through_the_cli(
     assert got(back.logs) == month(store)
     manifest = json.loads((tmp_path / "o" / "snapshot" / "manifest.json").read_text())
     assert manifest["source"] == "self"
+
+
+def test_admin_with_usernames_reads_only_those_users() -> None:
+    store = LogStore()
+    fill(store, 200, keys=(KEY_A,), username="ann")
+    fill(store, 100, keys=(KEY_B,), username="bob", seed=2)
+    with GatewayServer(store, users=users()) as srv:
+        s = settings(srv.url, access_token=SecretStr(ADMIN), user_id=1, source="admin")
+        result = fetch_period(s.model_copy(update={"usernames": "bob"}), PERIOD)
+    assert set(result.logs["id"]) == store.ids(KEY_B, START, END - 1)
+    assert set(result.logs["key_ref"]) == {"user-1:bob"}
+
+
+def test_the_cli_names_the_setting_for_a_forced_source_or_a_wrong_user_id(
+    tmp_path: Path,
+) -> None:
+    with GatewayServer(two_tokens(50), users=users()) as srv:
+        no_token = run_cli(
+            "fetch",
+            "--period",
+            "2026-10",
+            "--source",
+            "self",
+            env={"RECONCILE_BASE_URL": srv.url, "RECONCILE_API_KEYS": KEY_A},
+            cwd=tmp_path,
+        )
+        wrong_user = run_cli(
+            "fetch",
+            "--period",
+            "2026-10",
+            env={
+                "RECONCILE_BASE_URL": srv.url,
+                "RECONCILE_ACCESS_TOKEN": TOKEN,
+                "RECONCILE_USER_ID": "8",
+            },
+            cwd=tmp_path,
+        )
+    assert no_token.code == 2
+    assert "RECONCILE_ACCESS_TOKEN" in no_token.stderr
+    assert wrong_user.code == 3
+    assert wrong_user.stderr.count("\n") == 1
+    assert "RECONCILE_USER_ID" in wrong_user.stderr
+    assert TOKEN not in wrong_user.stderr
+
+
+def test_a_log_dsn_selects_the_database_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    from reconcile.sources.choose import choose_source
+
+    class DatabaseSource:
+        name = "database"
+
+        def __init__(self, settings: Settings) -> None:
+            self.settings = settings
+
+    module = types.ModuleType("reconcile.sources.database")
+    module.DatabaseSource = DatabaseSource  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "reconcile.sources.database", module)
+    chosen = choose_source(Settings(log_dsn=SecretStr("sqlite:///x.db"), api_keys=SecretStr(KEY_A)))
+    assert isinstance(chosen, DatabaseSource)
+    forced = choose_source(Settings(source="database"))
+    assert isinstance(forced, DatabaseSource)

@@ -25,8 +25,9 @@ HOW_TO_GET_ONE = (
 )
 
 
-def user_scopes(settings: Settings, filter_name: str = "token_name") -> list[Scope]:
-    """One scope per RECONCILE_TOKEN_NAMES entry (a server-side filter), or one for all."""
+def user_scopes(settings: Settings, admin: bool = False) -> list[Scope]:
+    """One scope per RECONCILE_TOKEN_NAMES entry (a server-side filter), or one for all;
+    for an admin, also one per RECONCILE_USERNAMES entry."""
     token = settings.access()
     if token is None:
         raise InputError(
@@ -48,24 +49,30 @@ def user_scopes(settings: Settings, filter_name: str = "token_name") -> list[Sco
         what="access token",
     )
     user = f"user-{settings.user_id}"
-    names = settings.token_name_list()
-    if not names:
-        return [Scope(ref=user, cred=cred, label=f"user {settings.user_id}")]
-    return [
-        Scope(
-            ref=f"{user}:{name}",
-            cred=cred,
-            label=f"user {settings.user_id}, token name {name!r}",
-            params={filter_name: name},
-        )
-        for name in names
-    ]
+    names = [("token_name", n) for n in settings.token_name_list()] or [("", "")]
+    users = [("username", u) for u in settings.username_list()] if admin else []
+    scopes = []
+    for who in users or [("", "")]:
+        for name in names:
+            params = dict(p for p in (who, name) if p[0])
+            if not params:
+                return [Scope(ref=user, cred=cred, label=f"user {settings.user_id}")]
+            shown = ", ".join(f"{k} {v!r}" for k, v in params.items())
+            scopes.append(
+                Scope(
+                    ref=f"{user}:" + "/".join(params.values()),
+                    cred=cred,
+                    label=f"user {settings.user_id}, {shown}",
+                    params=params,
+                )
+            )
+    return scopes
 
 
 def fetch_user_api(
     settings: Settings, period: Period, api: Api, progress: ProgressHook | None
 ) -> FetchResult:
-    scopes = user_scopes(settings)
+    scopes = user_scopes(settings, admin=api.source == "admin")
     redact = Redactor(settings.secrets())
     try:
         return fetch_paged(settings, period, api, scopes, redact, progress)
