@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reconcile.demo.gateway import ENDPOINT, Faults, GatewayServer, LogStore
+from reconcile.demo.gateway import ENDPOINT, Faults, GatewayServer, Hostile, LogStore, User
 from reconcile.errors import InputError
 
 KEY = "sk-gatewaytest0000000000000000000001"
@@ -339,3 +339,61 @@ def test_module_runs_as_a_server(tmp_path: Path) -> None:
         proc.terminate()
         proc.wait(timeout=10)
     assert proc.returncode == 0
+
+
+# -- the user-level API, the 2026 unpaged list, hostile modes ----------------------------------
+
+
+def user_get(
+    server: GatewayServer, path: str, token: str = "", user: str = "", **params: Any
+) -> httpx.Response:
+    headers = {k: v for k, v in (("Authorization", token), ("New-Api-User", user)) if v}
+    query = {"p": 1, "page_size": 100, "start_timestamp": T0, "end_timestamp": T0 + 10**6}
+    return httpx.get(server.url + path, params={**query, **params}, headers=headers, timeout=5)
+
+
+def test_the_user_api_checks_token_and_user_id_as_new_api_does() -> None:
+    users = {"tok-a": User(7, [KEY]), "tok-root": User(1, [], admin=True)}
+    with GatewayServer(make_store(), users=users) as srv:
+        answers = [
+            user_get(srv, "/api/log/self"),
+            user_get(srv, "/api/log/self", "tok-wrong", "7"),
+            user_get(srv, "/api/log/self", "tok-a"),
+            user_get(srv, "/api/log/self", "tok-a", "8"),
+            user_get(srv, "/api/log/", "tok-a", "7"),
+        ]
+        ok = user_get(srv, "/api/log/self", "Bearer tok-a", "7").json()
+        admin = user_get(srv, "/api/log/", "tok-root", "1").json()
+        stat = user_get(srv, "/api/log/self/stat", "tok-a", "7", type=2).json()
+    seen = [(r.status_code, r.json()["message"].split("，")[-1]) for r in answers]
+    assert seen == [
+        (401, "未登录且未提供 access token"),
+        (200, "access token 无效"),
+        (401, "未提供 New-Api-User"),
+        (401, "New-Api-User 与登录用户不匹配"),
+        (403, "权限不足"),
+    ]
+    items = ok["data"]["items"]
+    assert [i["id"] for i in items] == list(range(1, 101))  # positions, as 2026 servers show
+    assert "channel" not in items[0]
+    assert admin["data"]["items"][0]["id"] == 250  # real ids for an admin
+    consume = sum(100 + i for i in range(250) if i % 6 < 3)
+    assert stat["data"]["quota"] == consume
+
+
+def test_the_2026_unpaged_list_holds_the_newest_n_numbered_by_position() -> None:
+    with GatewayServer(make_store(), legacy_list=True, recent_limit=20) as srv:
+        body = get(srv, key=KEY, p=1, page_size=5, start_timestamp=T0, end_timestamp=T0 + 9)
+    items = body.json()["data"]
+    assert [i["id"] for i in items] == list(range(1, 21))
+    assert items[0]["created_at"] == T0 + 249 * 10  # newest first, time filters ignored
+
+
+def test_hostile_answers_are_compressed_and_lie_as_asked() -> None:
+    hostile = Hostile(gzip=True, lie_total=True, milliseconds=True)
+    with GatewayServer(make_store(), hostile=hostile) as srv:
+        resp = get(srv, key=KEY, p=1, page_size=100, start_timestamp=T0, end_timestamp=T0 + 10**6)
+    assert resp.headers["Content-Encoding"] == "gzip"
+    data = resp.json()["data"]  # httpx decodes it once
+    assert data["total"] == 150  # 250 logs, one page short
+    assert data["items"][0]["created_at"] == (T0 + 249 * 10) * 1000
