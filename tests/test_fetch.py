@@ -429,6 +429,16 @@ def test_rewritten_log_ids_are_read_by_content_never_merged(style: str, scheme: 
     assert result.logs["row_key"].is_unique
 
 
+def test_ids_mod_1024_that_never_collide_are_still_seen_to_wrap() -> None:
+    store = LogStore()
+    fill(store, 900, lo=START - 86400, hi=START - 1)  # ids 1..900 before the period
+    fill(store, 600, seed=3)  # ids 901..1500: shown as 901..1023, 0..476
+    with GatewayServer(store, id_style="mod1024") as srv:
+        result = run(srv)
+    assert result.id_scheme == "mod1024"
+    assert content_of(result.logs) == store_content(store)
+
+
 def test_the_same_token_configured_twice_is_refused() -> None:
     store = LogStore()
     for i in range(5):
