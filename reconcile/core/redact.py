@@ -43,7 +43,10 @@ class Redactor:
         for secret, ref in self._pairs:
             if pc.any(pc.match_substring(values, secret)).as_py():
                 values = pc.replace_substring(values, secret, f"<{ref}>")
-        if pc.any(pc.match_substring_regex(values, _KEY_SHAPE.pattern)).as_py():
+        # a literal search first: the regex only runs over a column that may hold a key
+        if pc.any(pc.match_substring(values, "sk-")).as_py() and (
+            pc.any(pc.match_substring_regex(values, _KEY_SHAPE.pattern)).as_py()
+        ):
             values = pc.replace_substring_regex(values, _KEY_SHAPE.pattern, "sk-<redacted>")
         return values
 

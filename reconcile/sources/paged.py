@@ -21,7 +21,7 @@ from reconcile.errors import GatewayError, InputError, ReconcileError
 from reconcile.settings import Settings
 from reconcile.sources import engine as eng
 from reconcile.sources.http import Client, Tally, new_http
-from reconcile.sources.items import Seen, columns, logs_frame, to_int
+from reconcile.sources.items import BY_TIME, Seen, columns, logs_frame, to_int
 from reconcile.sources.progress import ProgressHook
 
 log = logging.getLogger("reconcile.sources.engine")
@@ -109,7 +109,7 @@ class ScopeRead:
         page are small and many)."""
         if not self.pending:
             return
-        logs = sorted(self.pending, key=lambda r: (r[1], r[0]))
+        logs = sorted(self.pending, key=BY_TIME)
         self.columns[logs[0][1] * 1_000_000 + len(self.columns)] = columns(
             logs, self.scope.ref, self.job.redact
         )
