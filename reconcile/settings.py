@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -97,9 +98,18 @@ class Settings(BaseSettings):
         return ApiKey.of(self.access_token.get_secret_value().strip(), "token")
 
     def secrets(self) -> list[ApiKey]:
-        """Every credential configured, for redaction: keys and the access token."""
+        """Every credential configured, for redaction: keys, the access token, and the log
+        database's password (a driver's error message may quote it)."""
         access = self.access()
-        return [*self.keys(), *([access] if access else [])]
+        found = [*self.keys(), *([access] if access else [])]
+        if self.log_dsn is not None:
+            try:
+                password = urlsplit(self.log_dsn.get_secret_value()).password
+            except ValueError:
+                password = None
+            if password:
+                found.append(ApiKey.of(password, "dsn-password"))
+        return found
 
     def keys(self) -> list[ApiKey]:
         """The configured keys, in order, without duplicates."""

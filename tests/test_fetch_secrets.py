@@ -89,3 +89,20 @@ def test_no_key_in_errors(caplog: pytest.LogCaptureFixture, accept_bearer: bool)
 
 def test_api_key_repr_hides_the_secret() -> None:
     assert_clean(repr(ApiKey.of(GOOD)) + str([ApiKey.of(GOOD)]))
+
+
+def test_every_configured_credential_is_redacted() -> None:
+    from pydantic import SecretStr
+
+    from reconcile.core.redact import Redactor
+
+    settings = Settings(
+        api_keys=SecretStr("sk-secretsAAAAAAAAAAAAAAAA"),
+        access_token=SecretStr("pat-BBBBBBBBBBBBBBBB"),
+        log_dsn=SecretStr("postgresql://app:CCCCCCCCCCCC@127.0.0.1/logs"),
+    )
+    redact = Redactor(settings.secrets())
+    text = redact("sk-secretsAAAAAAAAAAAAAAAA pat-BBBBBBBBBBBBBBBB password CCCCCCCCCCCC")
+    assert "AAAA" not in text
+    assert "BBBB" not in text
+    assert "CCCC" not in text
