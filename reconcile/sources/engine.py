@@ -205,8 +205,11 @@ def detect_scheme(page: Page, offset: int, trust_small: bool) -> str:
 
 async def gather(aws: Iterable[Awaitable[T]]) -> list[T]:
     """Run concurrently; the first failure cancels the rest (no retry storm after a bad key)."""
-    async with asyncio.TaskGroup() as tg:
-        tasks = [tg.create_task(_as_coro(a)) for a in aws]
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(_as_coro(a)) for a in aws]
+    except BaseExceptionGroup as group:
+        raise first_error(group) from None  # one error, as a caller's `except` expects
     return [t.result() for t in tasks]
 
 
@@ -219,7 +222,8 @@ def first_error(exc: BaseException) -> BaseException:
     if isinstance(exc, BaseExceptionGroup):
         leaves = [first_error(e) for e in exc.exceptions]
         ours = [e for e in leaves if isinstance(e, ReconcileError | Unpaged)]
-        return (ours or leaves)[0]
+        real = [e for e in leaves if not isinstance(e, asyncio.CancelledError)]
+        return (ours or real or leaves)[0]
     return exc
 
 
