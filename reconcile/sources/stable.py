@@ -68,7 +68,10 @@ class StableRead(ScopeRead):
         if not self.rows or max(self.rows) >= 1024:
             return
         by_time = sorted(self.rows.values(), key=lambda r: (r[1], r[0]))
-        if any(a[0] - b[0] > 512 for a, b in itertools.pairwise(by_time)):
+        wraps = sum(a[0] - b[0] > 512 for a, b in itertools.pairwise(by_time))
+        # a wrap is rare (once per 1024 logs of the whole gateway); ids that jump back and
+        # forth all the time are several real sequences interleaved, not a wrap
+        if 1 <= wraps <= max(1, len(by_time) // 200):
             raise IdsUnstable("mod1024", self.scope.label)
 
     async def split_window(self, start: int, end: int, total: int, parts: int) -> None:
