@@ -40,12 +40,12 @@ class ContentRead(ScopeRead):
         self.job.tally.bump(windows_total=1)
         await self.window(start, end, first, 1)
 
-    def inside(self, page: eng.Page, start: int, end: int) -> list[Seen]:
+    def inside(self, page: eng.Page, start: int, end: int, count: bool = True) -> list[Seen]:
         rows: list[Seen] = []
         for item in page.items:
             created = self.created(item, start, end)
             if created is None:
-                self.job.counts.outside_window += 1
+                self.job.counts.outside_window += count
                 continue
             log_id = item.get("id")
             if type(log_id) is not int:
@@ -113,5 +113,5 @@ class ContentRead(ScopeRead):
         pages = [first, *await eng.gather(self.get(at, at, p) for p in range(2, count + 1))]
         while pages[-1].items:
             pages.append(await self.get(at, at, len(pages) + 1))
-        rows = [row for page in pages for row in self.inside(page, at, at)]
+        rows = [row for page in pages for row in self.inside(page, at, at, count=False)]
         return rows, len(pages), first.total
