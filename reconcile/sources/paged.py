@@ -21,7 +21,7 @@ from reconcile.errors import GatewayError, InputError, ReconcileError
 from reconcile.settings import Settings
 from reconcile.sources import engine as eng
 from reconcile.sources.http import Client, Tally, new_http
-from reconcile.sources.items import BY_TIME, Seen, columns, logs_frame, to_int
+from reconcile.sources.items import BY_TIME, Seen, columns, content_key, logs_frame, to_int
 from reconcile.sources.progress import ProgressHook
 
 log = logging.getLogger("reconcile.sources.engine")
@@ -237,7 +237,7 @@ class PagedRun:
                 first = owner.setdefault(log_id, (r.scope.ref, row))
                 if first[0] == r.scope.ref:
                     continue
-                if first[1][1] == row[1]:
+                if content_key(first[1]) == content_key(row):
                     raise InputError(
                         f"keys {first[0]} and {r.scope.ref} return the same log {log_id}: "
                         "they are the same token; configure each token once",
