@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconcile.books.invoice import load_invoice
-from reconcile.books.ledger import load_ledger, unreadable_findings
+from reconcile.books.ledger import load_ledger
+from reconcile.books.problems import unreadable_findings
 from reconcile.core import findings as findings_mod
 from reconcile.core.atomic import atomic_directory, atomic_write_text
 from reconcile.core.period import Period
