@@ -19,7 +19,8 @@ from reconcile.core.atomic import atomic_directory, atomic_write_text
 from reconcile.core.period import Period
 from reconcile.core.results import FetchResult, InputFile, Ledger, RunResult
 from reconcile.errors import InputError
-from reconcile.match.ledger import match_invoice, match_ledger
+from reconcile.match.invoice import match_invoice
+from reconcile.match.ledger import match_ledger
 from reconcile.pricing.rules import load_rules
 from reconcile.pricing.stage import price_logs
 from reconcile.report.summary import build_summary

@@ -1,0 +1,238 @@
+"""Pairing ledger rows that carry no usable id with logs, by what both say about the call.
+
+A customer's own books rarely hold the gateway's log ids or request ids. Such a row is
+paired with a log of the same type, token name and model (those the ledger has), the same
+prompt and completion token counts when the row has them (else an amount within tolerance),
+stamped within a window around the row's time: up to `tolerance.seconds` after it and
+`EARLY` second before it, since the books' clock is the client's, which stamps the call
+before the gateway logs it.
+
+Decisions:
+- one row to at most one log and one log to at most one row, closest time first: every
+  candidate pair is ranked by (seconds apart, log stamped before the row, amounts
+  disagree, row line, log position) and taken greedily in that order. The greedy runs as
+  rounds of "mutual best" pairs, vectorised; it gives exactly the sequential greedy.
+- candidates that fit a row equally well (same second) but would give it different amounts
+  make the row ambiguous: it is not paired, and the logs it could be are not reported
+  missing on their own. Equally good candidates with the same amount (or all within
+  tolerance) are interchangeable: the row takes the first in log order.
+- a row left without a log whose best candidate went to an identical row (same keys, time
+  and amount) is a duplicate of that row, not a row with no log.
+
+Candidates come from one sort of the logs by (key, time) and two binary searches per row,
+so the work grows with rows + logs + candidate pairs, never rows x logs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from reconcile.match.common import BoolArray, IntArray, allowance
+from reconcile.pricing.rules import Tolerance
+
+#: How many seconds before the row's time a log may be stamped (clock rounding).
+EARLY = 1
+#: Vectorised rounds before the few pairs left are taken one by one.
+MAX_ROUNDS = 64
+
+
+@dataclass
+class Content:
+    """What a side says about each call; `tokens` False where the counts are unknown."""
+
+    keys: list[IntArray]  # codes of type, token name, model (equal value = equal code)
+    prompt: IntArray
+    completion: IntArray
+    tokens: BoolArray
+    time: IntArray
+    quota: IntArray
+
+
+@dataclass
+class Pairing:
+    """Per row: the log paired (-1 none), ambiguity, and duplicates; logs covered."""
+
+    pos: IntArray
+    ambiguous: BoolArray
+    #: for each ambiguous row, the logs that fit it equally well
+    candidates: dict[int, IntArray] = field(default_factory=dict)
+    duplicate_of: IntArray = field(default_factory=lambda: np.zeros(0, np.int64))
+    covered: IntArray = field(default_factory=lambda: np.zeros(0, np.int64))
+    uses_tokens: BoolArray = field(default_factory=lambda: np.zeros(0, bool))
+
+
+def codes(*columns: pd.Series) -> list[IntArray]:
+    """Each column's values as integer codes shared across the columns (NA and "" alike)."""
+    joined = pd.concat([pd.Series(c, dtype="string").fillna("") for c in columns])
+    code, _ = pd.factorize(joined.str.strip().to_numpy(dtype=object))
+    out: list[IntArray] = []
+    start = 0
+    for c in columns:
+        out.append(np.asarray(code[start : start + len(c)], dtype=np.int64))
+        start += len(c)
+    return out
+
+
+def pair(rows: Content, logs: Content, rounding: IntArray, tol: Tolerance) -> Pairing:
+    """Pair rows with logs (positions into `logs`); see the module docstring."""
+    n, m = len(rows.time), len(logs.time)
+    empty = Pairing(
+        pos=np.full(n, -1, dtype=np.int64),
+        ambiguous=np.zeros(n, dtype=bool),
+        duplicate_of=np.full(n, -1, dtype=np.int64),
+        uses_tokens=rows.tokens.copy(),
+    )
+    if not n or not m:
+        return empty
+    base = _group(rows.keys, logs.keys)
+    with_tokens = _group(
+        [*rows.keys, rows.prompt, rows.completion], [*logs.keys, logs.prompt, logs.completion]
+    )
+    parts = []
+    for use, (rg, lg) in ((rows.tokens, with_tokens), (~rows.tokens, base)):
+        who = np.flatnonzero(use)
+        if len(who):
+            r, lpos = _candidates(rg[who], rows.time[who], lg, logs.time, tol.seconds)
+            parts.append((who[r], lpos))
+    pr = np.concatenate([p[0] for p in parts])
+    pl = np.concatenate([p[1] for p in parts])
+    dt = logs.time[pl] - rows.time[pr]
+    adt = np.abs(dt)
+    before = (dt < 0).astype(np.int64)
+    a, b = rows.quota[pr], logs.quota[pl]
+    mismatch = (np.abs(a - b) > allowance(a, b, rounding[pr], tol)).astype(np.int64)
+    keep = rows.tokens[pr] | (mismatch == 0)  # without token counts the amount is a key
+    pr, pl, adt, before, mismatch = pr[keep], pl[keep], adt[keep], before[keep], mismatch[keep]
+
+    # Each row's candidates, best first: ambiguity and duplicates are read from this order.
+    by_row = np.lexsort((pl, mismatch, before, adt, pr))
+    ambiguous, candidates = _ambiguity(
+        pr[by_row], pl[by_row], adt[by_row], before[by_row], mismatch[by_row], logs.quota, n
+    )
+    rank = np.lexsort((pl, pr, mismatch, before, adt))
+    pos = _greedy(pr[rank], pl[rank], ~ambiguous[pr[rank]], n, m)
+    owner = np.full(m, -1, dtype=np.int64)
+    owner[pos[pos >= 0]] = np.flatnonzero(pos >= 0)
+    first = by_row[np.unique(pr[by_row], return_index=True)[1]]
+    duplicate_of = _duplicates(pr[first], pl[first], pos, owner, rows, with_tokens[0])
+    taken = np.zeros(m, dtype=bool)
+    taken[pos[pos >= 0]] = True
+    maybe = np.concatenate(list(candidates.values())) if candidates else np.zeros(0, np.int64)
+    covered = np.unique(maybe[~taken[maybe]]) if len(maybe) else maybe
+    return Pairing(
+        pos=pos,
+        ambiguous=ambiguous,
+        candidates=candidates,
+        duplicate_of=duplicate_of,
+        covered=covered.astype(np.int64),
+        uses_tokens=rows.tokens.copy(),
+    )
+
+
+def _group(row_keys: list[IntArray], log_keys: list[IntArray]) -> tuple[IntArray, IntArray]:
+    """One code per distinct key tuple, shared by rows and logs."""
+    n = len(row_keys[0])
+    code = np.zeros(n + len(log_keys[0]), dtype=np.int64)
+    for rk, lk in zip(row_keys, log_keys, strict=True):
+        col, _ = pd.factorize(np.concatenate((rk, lk)))
+        width = int(col.max()) + 1 if len(col) else 1
+        code, _ = pd.factorize(code * np.int64(width) + col.astype(np.int64))
+        code = code.astype(np.int64)
+    return code[:n], code[n:]
+
+
+def _candidates(
+    row_group: IntArray, row_time: IntArray, log_group: IntArray, log_time: IntArray, late: int
+) -> tuple[IntArray, IntArray]:
+    """Every (row, log) with the same key and the log stamped in [t - EARLY, t + late]."""
+    early = min(EARLY, late)
+    lo_t, hi_t = int(log_time.min()), int(log_time.max())
+    # Rows far from every log cannot pair: clip them just outside the logs' span.
+    t = np.clip(row_time, lo_t - late - 1, hi_t + early + 1) - (lo_t - late - 1)
+    span = np.int64(hi_t - lo_t + 2 * (late + early) + 4)
+    order = np.lexsort((log_time, log_group))
+    sorted_key = log_group[order] * span + (log_time[order] - (lo_t - late - 1))
+    lo = np.searchsorted(sorted_key, row_group * span + (t - early), side="left")
+    hi = np.searchsorted(sorted_key, row_group * span + (t + late), side="right")
+    counts = (hi - lo).astype(np.int64)
+    total = int(counts.sum())
+    row = np.repeat(np.arange(len(row_group), dtype=np.int64), counts)
+    offset = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    return row, order[np.repeat(lo, counts) + offset].astype(np.int64)
+
+
+def _ambiguity(
+    pr: IntArray,
+    pl: IntArray,
+    adt: IntArray,
+    before: IntArray,
+    mismatch: IntArray,
+    log_quota: IntArray,
+    n: int,
+) -> tuple[BoolArray, dict[int, IntArray]]:
+    """Rows whose best candidates tie on fit but differ in amount (pairs sorted by row, fit)."""
+    ambiguous = np.zeros(n, dtype=bool)
+    if len(pr) < 2:
+        return ambiguous, {}
+    starts = np.flatnonzero(np.r_[True, pr[1:] != pr[:-1]])
+    best = np.repeat(starts, np.diff(np.r_[starts, len(pr)]))
+    tie = (adt == adt[best]) & (before == before[best]) & (mismatch == mismatch[best])
+    differs = tie & (mismatch == 1) & (log_quota[pl] != log_quota[pl[best]])
+    rows = np.unique(pr[differs])
+    ambiguous[rows] = True
+    candidates: dict[int, IntArray] = {}
+    if len(rows):
+        sel = tie & ambiguous[pr]
+        for row, logs in pd.Series(pl[sel]).groupby(pr[sel], sort=True):
+            candidates[int(row)] = logs.to_numpy(dtype=np.int64)
+    return ambiguous, candidates
+
+
+def _greedy(pr: IntArray, pl: IntArray, active: BoolArray, n: int, m: int) -> IntArray:
+    """Take pairs in rank order while both sides are free (pairs given in rank order)."""
+    pos = np.full(n, -1, dtype=np.int64)
+    row_free = np.ones(n, dtype=bool)
+    log_free = np.ones(m, dtype=bool)
+    live = np.flatnonzero(active)
+    for _ in range(MAX_ROUNDS):
+        live = live[row_free[pr[live]] & log_free[pl[live]]]
+        if not len(live):
+            return pos
+        r, lg = pr[live], pl[live]
+        first_r = np.zeros(len(live), dtype=bool)
+        first_r[np.unique(r, return_index=True)[1]] = True
+        first_l = np.zeros(len(live), dtype=bool)
+        first_l[np.unique(lg, return_index=True)[1]] = True
+        take = first_r & first_l  # the best pair of its row and of its log: greedy takes it
+        pos[r[take]] = lg[take]
+        row_free[r[take]] = False
+        log_free[lg[take]] = False
+    for i in live:  # long chains of near ties: finish one by one, in rank order
+        row, log = int(pr[i]), int(pl[i])
+        if row_free[row] and log_free[log]:
+            pos[row] = log
+            row_free[row] = False
+            log_free[log] = False
+    return pos
+
+
+def _duplicates(
+    row: IntArray, best_log: IntArray, pos: IntArray, owner: IntArray, rows: Content, key: IntArray
+) -> IntArray:
+    """For rows left unpaired: the row that took their best log, when it is identical."""
+    out = np.full(len(pos), -1, dtype=np.int64)
+    lost = pos[row] < 0
+    row, best_log = row[lost], best_log[lost]
+    other = owner[best_log]
+    has = other >= 0
+    row, other = row[has], other[has]
+    same = (
+        (key[row] == key[other])
+        & (rows.time[row] == rows.time[other])
+        & (rows.quota[row] == rows.quota[other])
+    )
+    out[row[same]] = other[same]
+    return out
