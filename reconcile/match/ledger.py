@@ -194,7 +194,7 @@ def _pair_by_content(
     lg = logs.iloc[pool_at]
     names = content_keys(sub)
     key_cols = [
-        codes(sub["type"].astype("string"), lg["type"].astype("string")),
+        [sub["type"].to_numpy(dtype=np.int64), lg["type"].to_numpy(dtype=np.int64)],
         *(codes(sub[c], lg[c]) for c in names),
     ]
     prompt = _counts(sub, "prompt_tokens")

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from reconcile.match.common import BoolArray, IntArray, allowance
 from reconcile.pricing.rules import Tolerance
@@ -65,13 +67,16 @@ class Pairing:
 
 
 def codes(*columns: pd.Series) -> list[IntArray]:
-    """Each column's values as integer codes shared across the columns (NA and "" alike)."""
-    joined = pd.concat([pd.Series(c, dtype="string").fillna("") for c in columns])
-    code, _ = pd.factorize(joined.str.strip().to_numpy(dtype=object))
+    """Each column's names as integer codes shared across the columns (NA and "" alike)."""
+    arrays = [pa.array(pd.Series(c, dtype="string"), type=pa.string()) for c in columns]
+    joined = pc.fill_null(pc.utf8_trim_whitespace(pa.concat_arrays(arrays)), "")
+    code = np.asarray(
+        pc.dictionary_encode(joined).indices.to_numpy(zero_copy_only=False), dtype=np.int64
+    )
     out: list[IntArray] = []
     start = 0
     for c in columns:
-        out.append(np.asarray(code[start : start + len(c)], dtype=np.int64))
+        out.append(code[start : start + len(c)])
         start += len(c)
     return out
 
@@ -108,11 +113,13 @@ def pair(rows: Content, logs: Content, rounding: IntArray, tol: Tolerance) -> Pa
     pr, pl, adt, before, mismatch = pr[keep], pl[keep], adt[keep], before[keep], mismatch[keep]
 
     # Each row's candidates, best first: ambiguity and duplicates are read from this order.
-    by_row = np.lexsort((pl, mismatch, before, adt, pr))
+    fit = (adt * 2 + before) * 2 + mismatch
+    fits = int(fit.max()) + 1 if len(fit) else 1
+    by_row = _order((pr, fit, pl), (n, fits, m))
     ambiguous, candidates = _ambiguity(
         pr[by_row], pl[by_row], adt[by_row], before[by_row], mismatch[by_row], logs.quota, n
     )
-    rank = np.lexsort((pl, pr, mismatch, before, adt))
+    rank = _order((fit, pr, pl), (fits, n, m))
     pos = _greedy(pr[rank], pl[rank], ~ambiguous[pr[rank]], n, m)
     owner = np.full(m, -1, dtype=np.int64)
     owner[pos[pos >= 0]] = np.flatnonzero(pos >= 0)
@@ -130,6 +137,20 @@ def pair(rows: Content, logs: Content, rounding: IntArray, tol: Tolerance) -> Pa
         covered=covered.astype(np.int64),
         uses_tokens=rows.tokens.copy(),
     )
+
+
+def _order(keys: tuple[IntArray, ...], sizes: tuple[int, ...]) -> IntArray:
+    """The order sorting by `keys` (first most significant), each in [0, size): one argsort of
+    the keys packed into an int64 when they fit, else a lexsort."""
+    if not len(keys[0]):
+        return np.zeros(0, dtype=np.int64)
+    bits = [max(int(size - 1).bit_length(), 1) for size in sizes]
+    if sum(bits) > 62:
+        return np.lexsort(keys[::-1]).astype(np.int64)
+    packed = np.zeros(len(keys[0]), dtype=np.int64)
+    for key, width in zip(keys, bits, strict=True):
+        packed = (packed << np.int64(width)) | key.astype(np.int64)
+    return np.argsort(packed, kind="stable").astype(np.int64)
 
 
 def _group(row_keys: list[IntArray], log_keys: list[IntArray]) -> tuple[IntArray, IntArray]:
