@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from match_helpers import make_logs, period, write
@@ -13,9 +14,10 @@ from match_helpers import make_logs, period, write
 from reconcile.books.ledger import load_ledger
 from reconcile.core.results import Ledger
 from reconcile.core.schema import FINDING_DTYPES, TRAILING_DTYPES
+from reconcile.errors import InputError
 from reconcile.match.ledger import id_warnings, match_ledger
 from reconcile.match.tolerant import Content, pair
-from reconcile.pricing.rules import Rules, Tolerance
+from reconcile.pricing.rules import Rules, Tolerance, load_rules
 
 RULES = Rules()
 HEAD = "created_at,type,token_name,model_name,prompt_tokens,completion_tokens,quota\n"
@@ -235,3 +237,18 @@ def test_vectorised_pairing_equals_the_sequential_greedy(
     got = pair(r, g, np.zeros(len(rows), dtype=np.int64), tol)
     assert got.pos.tolist() == _naive(r, g, tol)
     assert not got.ambiguous.any()  # equal amounts: candidates are interchangeable
+
+
+def test_the_window_is_read_from_the_rules_file(tmp_path: Path) -> None:
+    good = write(tmp_path, "rules.toml", "[tolerance]\nseconds = 12\n")
+    assert load_rules(good).tolerance.seconds == 12
+    assert load_rules(write(tmp_path, "default.toml", "")).tolerance.seconds == 5
+    for text, message in (
+        ("[tolerance]\nseconds = 2.5\n", "whole number of seconds"),
+        ("[tolerance]\nseconds = -1\n", ">= 0"),
+        ("[tolerance]\nseconds = 100000\n", "at most 86400"),
+    ):
+        with pytest.raises(InputError, match=message) as err:
+            load_rules(write(tmp_path, "bad.toml", text))
+        assert err.value.field == "tolerance.seconds"
+        assert err.value.line == 2
