@@ -25,6 +25,7 @@ so the work grows with rows + logs + candidate pairs, never rows x logs.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +40,8 @@ from reconcile.pricing.rules import Tolerance
 EARLY = 1
 #: Vectorised rounds before the few pairs left are taken one by one.
 MAX_ROUNDS = 64
+#: Candidate pairs built at once (each costs some 60 bytes while it is judged).
+CHUNK_PAIRS = 4_000_000
 
 
 @dataclass
@@ -96,21 +99,7 @@ def pair(rows: Content, logs: Content, rounding: IntArray, tol: Tolerance) -> Pa
     with_tokens = _group(
         [*rows.keys, rows.prompt, rows.completion], [*logs.keys, logs.prompt, logs.completion]
     )
-    parts = []
-    for use, (rg, lg) in ((rows.tokens, with_tokens), (~rows.tokens, base)):
-        who = np.flatnonzero(use)
-        if len(who):
-            r, lpos = _candidates(rg[who], rows.time[who], lg, logs.time, tol.seconds)
-            parts.append((who[r], lpos))
-    pr = np.concatenate([p[0] for p in parts])
-    pl = np.concatenate([p[1] for p in parts])
-    dt = logs.time[pl] - rows.time[pr]
-    adt = np.abs(dt)
-    before = (dt < 0).astype(np.int64)
-    a, b = rows.quota[pr], logs.quota[pl]
-    mismatch = (np.abs(a - b) > allowance(a, b, rounding[pr], tol)).astype(np.int64)
-    keep = rows.tokens[pr] | (mismatch == 0)  # without token counts the amount is a key
-    pr, pl, adt, before, mismatch = pr[keep], pl[keep], adt[keep], before[keep], mismatch[keep]
+    pr, pl, adt, before, mismatch = _fitting_pairs(rows, logs, rounding, tol, with_tokens, base)
 
     # Each row's candidates, best first: ambiguity and duplicates are read from this order.
     fit = (adt * 2 + before) * 2 + mismatch
@@ -165,24 +154,83 @@ def _group(row_keys: list[IntArray], log_keys: list[IntArray]) -> tuple[IntArray
     return code[:n], code[n:]
 
 
+def _fitting_pairs(
+    rows: Content,
+    logs: Content,
+    rounding: IntArray,
+    tol: Tolerance,
+    with_tokens: tuple[IntArray, IntArray],
+    base: tuple[IntArray, IntArray],
+) -> tuple[IntArray, IntArray, IntArray, IntArray, IntArray]:
+    """Candidate pairs (row, log, |dt|, log before row, amounts disagree), a chunk at a time.
+
+    Rows without token counts keep only candidates whose amount agrees: with the amount a
+    pairing key, a busy token and model cannot fill memory with pairs that cannot be.
+    """
+    out: list[tuple[IntArray, ...]] = []
+    for use, (rg, lg) in ((rows.tokens, with_tokens), (~rows.tokens, base)):
+        who = np.flatnonzero(use)
+        if not len(who):
+            continue
+        for r, pl in _candidates(rg[who], rows.time[who], lg, logs.time, tol.seconds):
+            pr = who[r]
+            dt = logs.time[pl] - rows.time[pr]
+            a, b = rows.quota[pr], logs.quota[pl]
+            mismatch = (np.abs(a - b) > allowance(a, b, rounding[pr], tol)).astype(np.int64)
+            keep = rows.tokens[pr] | (mismatch == 0)
+            out.append(
+                (
+                    pr[keep],
+                    pl[keep],
+                    np.abs(dt)[keep],
+                    (dt < 0).astype(np.int64)[keep],
+                    mismatch[keep],
+                )
+            )
+    if not out:
+        nothing = np.zeros(0, dtype=np.int64)
+        return nothing, nothing, nothing, nothing, nothing
+    pr, pl, adt, before, mismatch = (np.concatenate(parts) for parts in zip(*out, strict=True))
+    return pr, pl, adt, before, mismatch
+
+
 def _candidates(
     row_group: IntArray, row_time: IntArray, log_group: IntArray, log_time: IntArray, late: int
-) -> tuple[IntArray, IntArray]:
-    """Every (row, log) with the same key and the log stamped in [t - EARLY, t + late]."""
+) -> Iterator[tuple[IntArray, IntArray]]:
+    """Every (row, log) with the same key and the log stamped in [t - EARLY, t + late], in
+    chunks of about CHUNK_PAIRS pairs (row positions into `row_group`, log positions)."""
     early = min(EARLY, late)
     lo_t, hi_t = int(log_time.min()), int(log_time.max())
     # Rows far from every log cannot pair: clip them just outside the logs' span.
-    t = np.clip(row_time, lo_t - late - 1, hi_t + early + 1) - (lo_t - late - 1)
-    span = np.int64(hi_t - lo_t + 2 * (late + early) + 4)
-    order = np.lexsort((log_time, log_group))
-    sorted_key = log_group[order] * span + (log_time[order] - (lo_t - late - 1))
-    lo = np.searchsorted(sorted_key, row_group * span + (t - early), side="left")
-    hi = np.searchsorted(sorted_key, row_group * span + (t + late), side="right")
+    origin = lo_t - late - 1
+    t = np.clip(row_time, origin, hi_t + early + 1) - origin
+    lt = log_time - origin
+    span = hi_t - origin + late + early + 2
+    groups = int(max(row_group.max(initial=0), log_group.max(initial=0))) + 1
+    if groups * span >= 2**62:  # times too far apart to pack: rank them instead
+        every = np.concatenate((lt, t - early, t + late))
+        ranks = np.unique(every, return_inverse=True)[1].astype(np.int64)
+        n = len(lt)
+        lt, first, last = ranks[:n], ranks[n : n + len(t)], ranks[n + len(t) :]
+        span = len(every)
+    else:
+        first, last = t - early, t + late
+    order = np.lexsort((lt, log_group))
+    sorted_key = log_group[order] * np.int64(span) + lt[order]
+    lo = np.searchsorted(sorted_key, row_group * np.int64(span) + first, side="left")
+    hi = np.searchsorted(sorted_key, row_group * np.int64(span) + last, side="right")
     counts = (hi - lo).astype(np.int64)
-    total = int(counts.sum())
-    row = np.repeat(np.arange(len(row_group), dtype=np.int64), counts)
-    offset = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
-    return row, order[np.repeat(lo, counts) + offset].astype(np.int64)
+    ends = np.cumsum(counts)
+    start = 0
+    while start < len(counts):
+        done = int(ends[start - 1]) if start else 0
+        stop = max(int(np.searchsorted(ends, done + CHUNK_PAIRS, side="right")), start + 1)
+        c = counts[start:stop]
+        total = int(c.sum())
+        row = np.repeat(np.arange(start, stop, dtype=np.int64), c)
+        offset = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(c) - c, c)
+        yield row, order[np.repeat(lo[start:stop], c) + offset].astype(np.int64)
+        start = stop
 
 
 def _ambiguity(
