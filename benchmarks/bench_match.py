@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -190,7 +191,7 @@ def build_noids(rows: int, seed: int, out: Path, name: str = "noids.csv") -> dic
     return dict(NOID_PLANTS)
 
 
-def measure_noids(out: Path) -> dict[str, object]:
+def measure_noids(out: Path, name: str = "noids.csv") -> dict[str, object]:
     """Load the ledger without ids and pair it by content (a fresh process)."""
     from reconcile.books.ledger import load_ledger
     from reconcile.core.findings import by_category
@@ -202,7 +203,7 @@ def measure_noids(out: Path) -> dict[str, object]:
     rss_logs = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     rules = Rules()
     t0 = time.perf_counter()
-    ledger = load_ledger(out / "noids.csv", rules, period.tz)
+    ledger = load_ledger(out / name, rules, period.tz)
     t1 = time.perf_counter()
     findings = match_ledger(logs, ledger, period, rules, id_scheme="position")
     t2 = time.perf_counter()
@@ -326,6 +327,7 @@ def main() -> int:
             "ids": lambda: measure(args.measure),
             "noids": lambda: measure_noids(args.measure),
             "naive": lambda: measure_naive(args.measure, "naive.csv"),
+            "amounts": lambda: measure_noids(args.measure, "amounts.csv"),
         }
         print(json.dumps(stages[args.stage]()))
         return 0
@@ -343,6 +345,18 @@ def main() -> int:
             ok &= _report_ids(_child(out, "ids"), planted)
         noid_planted = build_noids(args.rows, args.seed, out)
         ok &= _report_noids(_child(out, "noids"), noid_planted, args.rows)
+        # The same books without token counts: the amount becomes a pairing key, so the
+        # planted wrong amounts become missing pairs (counts printed, not checked).
+        books = pd.read_csv(out / "noids.csv")
+        books.drop(columns=["prompt_tokens", "completion_tokens"]).to_csv(
+            out / "amounts.csv", index=False
+        )
+        amounts = _child(out, "amounts")
+        print(f"the same rows without token counts (amount as a key), {args.rows:,} logs:")
+        print(f"  load_ledger:          {amounts['load_s']:.3f} s")
+        print(f"  match_ledger:         {amounts['match_s']:.3f} s")
+        print(f"  peak RSS (ru_maxrss): {amounts['peak_rss_mb']:.0f} MB")
+        print(f"  found: {amounts['found']}")
         naive_rows = args.naive_rows or args.rows
         if naive_rows != args.rows:
             build(naive_rows, args.seed, out)
@@ -357,6 +371,8 @@ def main() -> int:
             f"{naive['amount_mismatch']:,} with another amount, "
             f"{naive['unpaired_logs']:,} logs left (no ambiguity, duplicate or period check)"
         )
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"load average at the end (1, 5, 15 min): {load} on {os.cpu_count()} cores")
     print("all planted discrepancies found exactly" if ok else "DISCREPANCY COUNTS DIFFER")
     return 0 if ok else 1
 
