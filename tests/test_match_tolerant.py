@@ -121,7 +121,9 @@ def test_equally_good_logs_with_different_amounts_make_the_row_ambiguous(tmp_pat
     text = found["explanation"].iloc[0]
     assert "log 1 (110)" in text
     assert "log 2 (120)" in text
-    assert found["severity"].tolist() == ["warning"]
+    assert found["severity"].tolist() == ["error"]  # whichever log it is, the amount is off
+    assert found["diff_quota"].tolist() == [10]
+    assert "differ by at least 10" in text
     assert found["matched_on"].tolist() == ["tolerant"]
     # an amount that agrees with one of them settles it
     settled = match(logs, ledger_of(tmp_path, HEAD + row("10:00:00", quota=120)))

@@ -87,7 +87,7 @@ SEVERITY: Final[dict[str, str]] = {
     OUT_OF_PERIOD: "warning",
     NOT_REPRICEABLE: "info",
     UNREADABLE_ROW: "error",
-    AMBIGUOUS_MATCH: "warning",
+    AMBIGUOUS_MATCH: "error",
 }
 SEVERITY_RANK: Final[dict[str, int]] = {"info": 1, "warning": 2, "error": 3}
 
@@ -101,7 +101,9 @@ EXPLAIN: Final[dict[str, str]] = {
     OUT_OF_PERIOD: "a ledger row dated outside the period",
     NOT_REPRICEABLE: "the log lacks the fields needed to re-price it",
     UNREADABLE_ROW: "a ledger or invoice row that could not be read",
-    AMBIGUOUS_MATCH: "a ledger row without ids that two or more logs fit equally well: not paired",
+    AMBIGUOUS_MATCH: (
+        "a ledger row without ids that logs fit equally well, none with its amount: not paired"
+    ),
 }
 
 #: Columns of a findings table, in the order of discrepancies.csv and the Discrepancies sheet.

@@ -172,9 +172,13 @@ class LedgerWording:
                 for ln, ref, f, x in zip(lines, refs, firsts, a, strict=True)
             ]
         elif category == AMBIGUOUS_MATCH:
+            diff = np.array(
+                [self._least_difference(int(i), int(x)) for i, x in zip(idx, a, strict=True)],
+                dtype=np.int64,
+            )
             explanation = [
-                self._ambiguous_text(int(i), int(ln), nm, int(x), iso)
-                for i, ln, nm, x, iso in zip(idx, lines, rnames, a, row_times, strict=True)
+                self._ambiguous_text(int(i), int(ln), nm, int(x), iso, int(d))
+                for i, ln, nm, x, iso, d in zip(idx, lines, rnames, a, row_times, diff, strict=True)
             ]
         else:
             explanation = [
@@ -238,7 +242,15 @@ class LedgerWording:
             )
         return text
 
-    def _ambiguous_text(self, row: int, line: int, name: str, quota: int, iso: str) -> str:
+    def _least_difference(self, row: int, quota: int) -> int:
+        """The least the row's amount is off by, whichever of its candidate logs it is."""
+        logs = self.claims.candidates.get(row, np.zeros(0, dtype=np.int64))
+        quotas = self.logs["quota"].to_numpy(dtype=np.int64)[logs]
+        return int(np.abs(quotas - quota).min()) if len(quotas) else quota
+
+    def _ambiguous_text(
+        self, row: int, line: int, name: str, quota: int, iso: str, least: int
+    ) -> str:
         logs = self.claims.candidates.get(row, np.zeros(0, dtype=np.int64))
         quotas = self.logs["quota"].to_numpy(dtype=np.int64)[logs]
         shown = ", ".join(
@@ -249,8 +261,9 @@ class LedgerWording:
         return (
             f"ledger line {line} books a {name} of {quota_text(quota)} quota at {iso} without "
             f"ids; {len(logs)} logs fit it equally well (same {self._keys_text(row)}, same "
-            f"second) but disagree on the amount: {shown}{more}. Not paired: add log_id or "
-            "request_id to the ledger to settle it"
+            f"second), none with its amount: {shown}{more}. Whichever it is, the amounts "
+            f"differ by at least {quota_text(least)}. Not paired: add log_id or request_id to "
+            "the ledger to settle it"
         )
 
     def _first_lines(self, keys: IntArray) -> list[int]:

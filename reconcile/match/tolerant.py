@@ -12,8 +12,9 @@ Decisions:
   candidate pair is ranked by (seconds apart, log stamped before the row, amounts
   disagree, row line, log position) and taken greedily in that order. The greedy runs as
   rounds of "mutual best" pairs, vectorised; it gives exactly the sequential greedy.
-- candidates that fit a row equally well (same second) but would give it different amounts
-  make the row ambiguous: it is not paired, and the logs it could be are not reported
+- candidates that fit a row equally well (same second), none with the row's amount, but
+  with different amounts of their own make the row ambiguous (an error: whichever log it
+  is, the amount is off): it is not paired, and the logs it could be are not reported
   missing on their own. Equally good candidates with the same amount (or all within
   tolerance) are interchangeable: the row takes the first in log order.
 - a row left without a log whose best candidate went to an identical row (same keys, time
