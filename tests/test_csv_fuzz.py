@@ -112,8 +112,7 @@ def _file(columns: list[str]) -> st.SearchStrategy[tuple[bytes, list[int] | None
 def _accounted(path: Path, table: CsvTable) -> None:
     """Every line below the header is in exactly one record, or blank."""
     raw = path.read_bytes()
-    codec = {"utf-16": "utf-16"}.get(table.encoding, table.encoding)
-    text = raw.decode(codec)
+    text = raw.decode(table.encoding)
     if "\n" not in text:
         text = text.replace("\r", "\n")
     physical = text.split("\n")

@@ -65,24 +65,29 @@ def read_body(body: bytes, starts: IntArray, stops: IntArray, header: list[str],
 def _runaway_suspected(
     body: bytes, starts: IntArray, stops: IntArray, ncols: int, sep: str
 ) -> bool:
-    """An odd number of quotes, or a record over several lines that cannot be one row."""
+    """An odd number of quotes, a quote out of place, or a record over several lines with
+    another field count than the header's: any of these sends the body to the csv module."""
     buf = np.frombuffer(body, dtype=np.uint8)
-    if int(np.count_nonzero(buf == 0x22)) % 2:
+    quotes = np.flatnonzero(buf == 0x22)
+    if len(quotes) % 2 or not _quotes_in_place(buf, quotes, sep):
         return True
     newlines = np.flatnonzero(buf == 0x0A)
-    inner = np.flatnonzero(
-        (np.searchsorted(newlines, stops) - np.searchsorted(newlines, starts)) > 0
-    )
-    if not len(inner):
+    inner = (np.searchsorted(newlines, stops) - np.searchsorted(newlines, starts)) > 0
+    if not inner.any():
         return False
     counts, _ = _field_counts(body, starts, stops, sep, True)
-    if (counts[inner] != ncols).any():
-        return True
-    for i in inner:  # few in real files: quoted notes with line breaks
-        text = body[starts[i] : stops[i]].decode("utf-8")
-        if not _strict_ok(text, sep):
-            return True
-    return False
+    return bool((counts[inner] != ncols).any())
+
+
+def _quotes_in_place(buf: npt.NDArray[np.uint8], quotes: IntArray, sep: str) -> bool:
+    """Every quote opens a field (after a separator, a line start or a quote) and every one
+    closes it (before a separator, a line end, a quote or the end): quotes taken in pairs."""
+    opening, closing = quotes[0::2], quotes[1::2]
+    before = buf[np.maximum(opening - 1, 0)]
+    opens_ok = (opening == 0) | np.isin(before, (ord(sep), 0x0A, 0x22))
+    after = buf[np.minimum(closing + 1, len(buf) - 1)]
+    closes_ok = (closing + 1 == len(buf)) | np.isin(after, (ord(sep), 0x0A, 0x0D, 0x22))
+    return bool(opens_ok.all() and closes_ok.all())
 
 
 def _strict_ok(text: str, sep: str) -> bool:
