@@ -218,7 +218,11 @@ def _naive(rows: Content, logs: Content, tol: Tolerance) -> list[int]:
 def _side(data: list[tuple[int, int, int]]) -> Content:
     n = len(data)
     return Content(
-        keys=[np.array([d[0] for d in data], dtype=np.int64)],
+        # a second key with a huge range: packed keys must fall back to factorising
+        keys=[
+            np.array([d[0] for d in data], dtype=np.int64),
+            np.array([d[0] % 2 * 2**45 for d in data], dtype=np.int64),
+        ],
         prompt=np.zeros(n, dtype=np.int64),
         completion=np.zeros(n, dtype=np.int64),
         tokens=np.ones(n, dtype=bool),

@@ -191,7 +191,8 @@ def _pair_by_content(
     """Pair the `which` rows with the `pool` logs by content; positions are into `logs`."""
     sub = rows[which]
     pool_at = np.flatnonzero(pool)
-    lg = logs.iloc[pool_at]
+    needed = ["type", "token_name", "model_name", "prompt_tokens", "completion_tokens"]
+    lg = logs[[*needed, "created_at", "quota"]].iloc[pool_at]
     names = content_keys(sub)
     key_cols = [
         [sub["type"].to_numpy(dtype=np.int64), lg["type"].to_numpy(dtype=np.int64)],

@@ -41,6 +41,8 @@ from reconcile.pricing.rules import Tolerance
 EARLY = 1
 #: Vectorised rounds before the few pairs left are taken one by one.
 MAX_ROUNDS = 64
+#: Key codes are packed while their range stays below this, factorised beyond it.
+PACKED = 2**40
 #: Candidate pairs built at once (each costs some 60 bytes while it is judged).
 CHUNK_PAIRS = 4_000_000
 
@@ -98,7 +100,7 @@ def pair(rows: Content, logs: Content, rounding: IntArray, tol: Tolerance) -> Pa
         return empty
     base = _group(rows.keys, logs.keys)
     with_tokens = _group(
-        [*rows.keys, rows.prompt, rows.completion], [*logs.keys, logs.prompt, logs.completion]
+        [base[0], rows.prompt, rows.completion], [base[1], logs.prompt, logs.completion]
     )
     pr, pl, adt, before, mismatch = _fitting_pairs(rows, logs, rounding, tol, with_tokens, base)
 
@@ -144,15 +146,34 @@ def _order(keys: tuple[IntArray, ...], sizes: tuple[int, ...]) -> IntArray:
 
 
 def _group(row_keys: list[IntArray], log_keys: list[IntArray]) -> tuple[IntArray, IntArray]:
-    """One code per distinct key tuple, shared by rows and logs."""
+    """One code per distinct key tuple, shared by rows and logs (not necessarily dense).
+
+    Columns are packed arithmetically while the product of their ranges stays small, and
+    factorised only when it would not: the usual keys (type, token, model, token counts)
+    need one factorisation, not one per column.
+    """
     n = len(row_keys[0])
     code = np.zeros(n + len(log_keys[0]), dtype=np.int64)
+    size = 1
     for rk, lk in zip(row_keys, log_keys, strict=True):
-        col, _ = pd.factorize(np.concatenate((rk, lk)))
-        width = int(col.max()) + 1 if len(col) else 1
-        code, _ = pd.factorize(code * np.int64(width) + col.astype(np.int64))
-        code = code.astype(np.int64)
+        col = np.concatenate((rk, lk)).astype(np.int64)
+        low = int(col.min()) if len(col) else 0
+        width = int(col.max()) - low + 1 if len(col) else 1
+        if size * width >= PACKED:
+            code, size = _dense(code)
+            if size * width >= PACKED:
+                col, width = _dense(col)
+                low = 0
+        code = code * np.int64(width) + (col - low)
+        size *= width
+    if size >= 2**31:
+        code, size = _dense(code)
     return code[:n], code[n:]
+
+
+def _dense(values: IntArray) -> tuple[IntArray, int]:
+    codes_, uniques = pd.factorize(values)
+    return np.asarray(codes_, dtype=np.int64), max(len(uniques), 1)
 
 
 def _fitting_pairs(
@@ -216,8 +237,9 @@ def _candidates(
         span = len(every)
     else:
         first, last = t - early, t + late
-    order = np.lexsort((lt, log_group))
-    sorted_key = log_group[order] * np.int64(span) + lt[order]
+    log_key = log_group * np.int64(span) + lt
+    order = np.argsort(log_key, kind="stable")
+    sorted_key = log_key[order]
     lo = np.searchsorted(sorted_key, row_group * np.int64(span) + first, side="left")
     hi = np.searchsorted(sorted_key, row_group * np.int64(span) + last, side="right")
     counts = (hi - lo).astype(np.int64)
@@ -272,11 +294,17 @@ def _greedy(pr: IntArray, pl: IntArray, active: BoolArray, n: int, m: int) -> In
         if not len(live):
             return pos
         r, lg = pr[live], pl[live]
-        first_r = np.zeros(len(live), dtype=bool)
-        first_r[np.unique(r, return_index=True)[1]] = True
-        first_l = np.zeros(len(live), dtype=bool)
-        first_l[np.unique(lg, return_index=True)[1]] = True
-        take = first_r & first_l  # the best pair of its row and of its log: greedy takes it
+        # A pair alone for its row and its log (most of them) is trivially its mutual best;
+        # only the others need sorting to find each row's and each log's first pair.
+        alone = (np.bincount(r, minlength=n)[r] == 1) & (np.bincount(lg, minlength=m)[lg] == 1)
+        take = alone.copy()
+        crowd = np.flatnonzero(~alone)
+        if len(crowd):
+            first_r = np.zeros(len(crowd), dtype=bool)
+            first_r[np.unique(r[crowd], return_index=True)[1]] = True
+            first_l = np.zeros(len(crowd), dtype=bool)
+            first_l[np.unique(lg[crowd], return_index=True)[1]] = True
+            take[crowd] = first_r & first_l  # the best of its row and of its log: greedy takes it
         pos[r[take]] = lg[take]
         row_free[r[take]] = False
         log_free[lg[take]] = False
