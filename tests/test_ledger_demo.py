@@ -39,7 +39,10 @@ def _check(out: Path, rows: int) -> None:
     counts = {c: summary["discrepancies"][c]["count"] for c in LEDGER_CATEGORIES}
     assert counts == dict.fromkeys(LEDGER_CATEGORIES, 0)
     assert summary["discrepancies"]["pricing_mismatch"]["count"] > 0  # the demo's own
-    assert {f["source"] for f in _findings(out)} == {"pricing"}
+    found = _findings(out)
+    assert {f["source"] for f in found} == {"pricing"}
+    assert list(found[0])[-3:] == ["diff_amount", "currency", "matched_on"]
+    assert {f["matched_on"] for f in found} == {""}  # no ledger finding, so no key
 
 
 def test_ledgers_by_request_id_and_without_ids_match_the_demo_month_exactly(
@@ -70,3 +73,21 @@ def test_ledgers_by_request_id_and_without_ids_match_the_demo_month_exactly(
     )
     assert offline.code == 1, offline.stderr
     _check(tmp_path / "b", rows)
+
+
+def test_ledger_findings_say_which_key_matched_them(demo_gateway: Gateway, tmp_path: Path) -> None:
+    env = {
+        "RECONCILE_BASE_URL": demo_gateway.url,
+        "RECONCILE_API_KEYS": ",".join(demo_gateway.keys),
+    }
+    ran = run_cli("run", *ARGS, "--ledger", demo.FILES.ledger, "--out", tmp_path, env=env)
+    assert ran.code == 1, ran.stderr
+    found = _findings(tmp_path)
+    by_source = {(f["source"], f["matched_on"]) for f in found}
+    # the demo's ledger is keyed by log_id; a log with no row was matched on nothing
+    assert ("ledger", "log_id") in by_source
+    assert all(on in ("", "log_id") for source, on in by_source if source == "ledger")
+    assert all(on == "" for source, on in by_source if source == "pricing")
+    missing = [f for f in found if f["category"] == "missing_in_ledger"]
+    assert missing
+    assert all(f["matched_on"] == "" for f in missing)
