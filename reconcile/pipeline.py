@@ -12,13 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconcile.books.invoice import load_invoice
-from reconcile.books.ledger import load_ledger, unreadable_findings
+from reconcile.books.ledger import load_ledger
+from reconcile.books.problems import unreadable_findings
 from reconcile.core import findings as findings_mod
 from reconcile.core.atomic import atomic_directory, atomic_write_text
 from reconcile.core.period import Period
 from reconcile.core.results import FetchResult, InputFile, Ledger, RunResult
 from reconcile.errors import InputError
-from reconcile.match.ledger import match_invoice, match_ledger
+from reconcile.match.invoice import match_invoice
+from reconcile.match.ledger import match_ledger
 from reconcile.pricing.rules import load_rules
 from reconcile.pricing.stage import price_logs
 from reconcile.report.summary import build_summary

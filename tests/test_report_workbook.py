@@ -22,7 +22,13 @@ from report_helpers import (
 )
 
 from reconcile.core.results import RunResult
-from reconcile.core.schema import CATEGORIES, CONSUME, FINDING_COLUMNS, MONEY_COLUMNS
+from reconcile.core.schema import (
+    CATEGORIES,
+    CONSUME,
+    FINDING_COLUMNS,
+    MONEY_COLUMNS,
+    TRAILING_COLUMNS,
+)
 from reconcile.report import workbook as workbook_mod
 from reconcile.report import xlsx
 from reconcile.report.safe import CELL_CHARS, cell_text
@@ -71,10 +77,10 @@ def test_discrepancies_sheet_is_the_csv_table_with_formats(book: Any) -> None:
     result = make_result()
     ws = book["Discrepancies"]
     header = [c.value for c in ws[2]]
-    assert header == [*FINDING_COLUMNS, *MONEY_COLUMNS]
+    assert header == [*FINDING_COLUMNS, *MONEY_COLUMNS, *TRAILING_COLUMNS]
     assert ws.freeze_panes == "A3"
     n = len(result.findings)
-    assert ws.auto_filter.ref == f"A2:R{n + 2}"
+    assert ws.auto_filter.ref == f"A2:S{n + 2}"
     assert ws.max_row == n + 2
     col = {name: i for i, name in enumerate(header)}
     ids = [ws.cell(row=r, column=col["log_id"] + 1).value for r in range(3, n + 3)]
@@ -112,7 +118,7 @@ def test_each_category_link_opens_a_sheet_with_exactly_its_rows(book: Any) -> No
     for cat, rows in result.findings.groupby("category"):
         assert links[cat] == f"'{cat}'!A1"
         ws = book[str(cat)]
-        assert [c.value for c in ws[2]] == [*FINDING_COLUMNS, *MONEY_COLUMNS]
+        assert [c.value for c in ws[2]] == [*FINDING_COLUMNS, *MONEY_COLUMNS, *TRAILING_COLUMNS]
         assert ws.max_row - 2 == len(rows)
         assert {ws.cell(row=r, column=1).value for r in range(3, ws.max_row + 1)} == {cat}
         assert ws.freeze_panes == "A3"
@@ -231,7 +237,7 @@ def test_a_clean_run_passes_with_empty_tables(tmp_path: Path) -> None:
     assert verdict.fill.fgColor.rgb.endswith("2E7D32")
     ws = wb["Discrepancies"]
     assert ws.max_row == 2
-    assert ws.auto_filter.ref == "A2:R2"
+    assert ws.auto_filter.ref == "A2:S2"
     assert _find(wb["Unreadable rows"], "No ledger or invoice was given.")
 
 
@@ -257,7 +263,7 @@ def test_a_sheet_over_the_row_limit_is_capped_with_a_visible_note(
     assert f"Showing the first {shown} of {len(result.findings)} rows" in title
     assert "discrepancies.csv" in title
     assert "discrepancies.csv" in ws["A12"].value
-    assert ws.auto_filter.ref == f"A2:R{2 + shown}"
+    assert ws.auto_filter.ref == f"A2:S{2 + shown}"
     notes = [v for v in _values(wb["Summary"]) if "capped" in str(v)]
     assert any("Discrepancies" in str(v) for v in notes)
     # A sheet under the limit is whole.

@@ -11,6 +11,7 @@ from reconcile.core.schema import (
     CATEGORIES,
     FINDING_COLUMNS,
     SEVERITY_RANK,
+    TRAILING_DTYPES,
     empty_findings,
     findings_frame,
 )
@@ -20,12 +21,14 @@ from reconcile.pricing.rules import Rules
 def finalize(frames: list[pd.DataFrame], rules: Rules) -> pd.DataFrame:
     """Concatenate findings, add `diff_amount` (exact Decimal) and `currency`, and sort.
 
+    The trailing columns (schema.TRAILING_DTYPES) follow, NA where a stage does not set them.
+
     Order: money at stake (largest first), then severity, category, log id and ledger line,
     so the same inputs always give the same rows in the same order.
     """
     parts = [findings_frame(f) for f in frames if len(f)]
-    df = pd.concat(parts, ignore_index=True) if parts else empty_findings()
-    df = df[FINDING_COLUMNS]
+    joined = pd.concat(parts, ignore_index=True) if parts else empty_findings()
+    df = joined[FINDING_COLUMNS]
     currency = rules.report_currency.upper()
     rate = rules.rate(currency)
     df["diff_amount"] = pd.Series(
@@ -37,6 +40,9 @@ def finalize(frames: list[pd.DataFrame], rules: Rules) -> pd.DataFrame:
         dtype=object,
     )
     df["currency"] = pd.Series(currency, index=df.index, dtype="string")
+    for col, dtype in TRAILING_DTYPES.items():  # after the money columns, NA where not set
+        values = joined[col] if col in joined else pd.Series(pd.NA, index=joined.index)
+        df[col] = values.astype(pd.api.types.pandas_dtype(dtype))
     key = pd.DataFrame(
         {
             "stake": df["diff_quota"].fillna(0).astype("int64"),

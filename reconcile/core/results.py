@@ -79,8 +79,9 @@ class Ledger:
     unreadable: pd.DataFrame
     currency: str = "USD"  # the currency the file's amounts were in (for display)
     #: How the file was read, for the report: canonical column -> the file's column name,
-    #: columns nothing reads, encoding, separator, what rows are matched on (a ledger:
-    #: "log_id" | "request_id"; an invoice: its keys, e.g. "model_name+date"), empty records
+    #: columns nothing reads, encoding, separator, what rows are matched on (a ledger: the id
+    #: columns it has, "log_id", "request_id", "log_id+request_id", or "content" when it has
+    #: none; an invoice: its keys, e.g. "model_name+date"), empty records
     #: skipped, and notes on what was detected (decimal style, preamble lines, currencies).
     columns: dict[str, str] = field(default_factory=dict)
     ignored_columns: list[str] = field(default_factory=list)

@@ -61,6 +61,7 @@ DUPLICATE_LEDGER: Final = "duplicate_ledger"
 OUT_OF_PERIOD: Final = "out_of_period"
 NOT_REPRICEABLE: Final = "not_repriceable"
 UNREADABLE_ROW: Final = "unreadable_row"
+AMBIGUOUS_MATCH: Final = "ambiguous_match"
 
 CATEGORIES: Final[tuple[str, ...]] = (
     PRICING_MISMATCH,
@@ -72,6 +73,7 @@ CATEGORIES: Final[tuple[str, ...]] = (
     OUT_OF_PERIOD,
     NOT_REPRICEABLE,
     UNREADABLE_ROW,
+    AMBIGUOUS_MATCH,
 )
 
 #: Severity of each category; `--fail-on LEVEL` fails on findings at or above LEVEL.
@@ -85,6 +87,7 @@ SEVERITY: Final[dict[str, str]] = {
     OUT_OF_PERIOD: "warning",
     NOT_REPRICEABLE: "info",
     UNREADABLE_ROW: "error",
+    AMBIGUOUS_MATCH: "error",
 }
 SEVERITY_RANK: Final[dict[str, int]] = {"info": 1, "warning": 2, "error": 3}
 
@@ -98,6 +101,9 @@ EXPLAIN: Final[dict[str, str]] = {
     OUT_OF_PERIOD: "a ledger row dated outside the period",
     NOT_REPRICEABLE: "the log lacks the fields needed to re-price it",
     UNREADABLE_ROW: "a ledger or invoice row that could not be read",
+    AMBIGUOUS_MATCH: (
+        "a ledger row without ids that logs fit equally well, none with its amount: not paired"
+    ),
 }
 
 #: Columns of a findings table, in the order of discrepancies.csv and the Discrepancies sheet.
@@ -123,6 +129,10 @@ FINDING_DTYPES: Final[dict[str, str]] = {
 FINDING_COLUMNS: Final = list(FINDING_DTYPES)
 #: Added by findings.finalize: `diff_amount` (exact Decimal) in `currency`.
 MONEY_COLUMNS: Final = ["diff_amount", "currency"]
+#: Columns added later, kept after the money columns so no earlier column moves.
+#: `matched_on`: the key a ledger finding's row was matched by: log_id | request_id | tolerant.
+TRAILING_DTYPES: Final[dict[str, str]] = {"matched_on": "string"}
+TRAILING_COLUMNS: Final = list(TRAILING_DTYPES)
 
 
 def empty_findings() -> pd.DataFrame:
@@ -138,4 +148,7 @@ def findings_frame(rows: dict[str, object] | pd.DataFrame) -> pd.DataFrame:
             out[col] = df[col].astype(pd.api.types.pandas_dtype(dtype))
         else:
             out[col] = pd.Series(pd.NA, index=df.index, dtype=dtype)
+    for col, dtype in TRAILING_DTYPES.items():
+        if col in df:
+            out[col] = df[col].astype(pd.api.types.pandas_dtype(dtype))
     return out.reset_index(drop=True)

@@ -38,6 +38,9 @@ class Tolerance(BaseModel):
     model_config = ConfigDict(extra="forbid")
     quota: int = Field(default=1, ge=0)
     relative: Decimal = Field(default=Decimal(0), ge=0)
+    #: Ledger rows without ids pair with a log stamped up to this many seconds after the
+    #: row's time (the books' clock is the client's, which runs a little ahead of the log).
+    seconds: int = Field(default=5, ge=0, le=86400)
 
     def allows(self, charged: int, expected: int) -> bool:
         """Within tolerance: |diff| <= quota, or <= relative x the larger amount (exact)."""
@@ -175,7 +178,7 @@ TOP_KEYS: Final = (
     "ledger",
     "invoice",
 )
-TOLERANCE_KEYS: Final = ("quota", "relative")
+TOLERANCE_KEYS: Final = ("quota", "relative", "seconds")
 RATIO_KEYS: Final = (
     "model_ratio",
     "completion_ratio",
@@ -544,6 +547,20 @@ def parse_rules(text: str, path: str | Path = "<rules>") -> Rules:
                     "tolerance.relative",
                 )
             values["relative"] = r
+        if "seconds" in tol:
+            sec = ck.number(
+                tol["seconds"],
+                ("tolerance", "seconds"),
+                "tolerance.seconds",
+                maximum=Decimal(86400),
+            )
+            if sec != sec.to_integral_value():
+                raise ck.fail(
+                    f"must be a whole number of seconds, not {plain(sec)}",
+                    ("tolerance", "seconds"),
+                    "tolerance.seconds",
+                )
+            values["seconds"] = int(sec)
         out["tolerance"] = Tolerance(**values)
     if "groups" in data:
         groups: dict[str, Decimal] = {}

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from reconcile.core.schema import FINDING_COLUMNS, FINDING_DTYPES, MONEY_COLUMNS
+from reconcile.core.schema import FINDING_COLUMNS, FINDING_DTYPES, MONEY_COLUMNS, TRAILING_COLUMNS
 from reconcile.report.safe import csv_text
 from reconcile.report.xlsx import py_values
 
-COLUMNS = [*FINDING_COLUMNS, *MONEY_COLUMNS]
+COLUMNS = [*FINDING_COLUMNS, *MONEY_COLUMNS, *TRAILING_COLUMNS]
 ENCODING = "utf-8-sig"
 CHUNK_ROWS = 20_000
 

@@ -46,6 +46,7 @@ def write_rules_sheet(book: Book, result: RunResult) -> None:
     tol = rules.tolerance
     row(c(ws, "Tolerance, absolute (quota)", "label"), c(ws, tol.quota, "int"))
     row(c(ws, "Tolerance, relative (of the larger)", "label"), tol.relative)
+    row(c(ws, "Tolerance, seconds (rows without ids)", "label"), c(ws, tol.seconds, "int"))
     row()
 
     row(

@@ -29,7 +29,7 @@ from openpyxl.drawing.text import (
 )
 
 from reconcile.core.results import RunResult
-from reconcile.core.schema import CATEGORIES, FINDING_DTYPES, MONEY_COLUMNS
+from reconcile.core.schema import CATEGORIES, FINDING_DTYPES, MONEY_COLUMNS, TRAILING_COLUMNS
 from reconcile.report import xlsx
 from reconcile.report.rules_sheet import write_rules_sheet
 from reconcile.report.summary_sheet import write_summary_sheet
@@ -56,7 +56,10 @@ _KINDS = {
 
 def finding_columns() -> list[Column]:
     """The Discrepancies sheet's columns: exactly discrepancies.csv's, in the same order."""
-    return [Column(name, _KINDS.get(name, "text")) for name in [*FINDING_DTYPES, *MONEY_COLUMNS]]
+    return [
+        Column(name, _KINDS.get(name, "text"))
+        for name in [*FINDING_DTYPES, *MONEY_COLUMNS, *TRAILING_COLUMNS]
+    ]
 
 
 def finding_rows(findings: pd.DataFrame) -> Iterator[list[object]]:
