@@ -20,7 +20,7 @@ from reconcile.core.period import Period
 from reconcile.core.results import FetchResult, InputFile, Ledger, RunResult
 from reconcile.errors import InputError
 from reconcile.match.invoice import match_invoice
-from reconcile.match.ledger import match_ledger
+from reconcile.match.ledger import id_warnings, match_ledger
 from reconcile.pricing.rules import load_rules
 from reconcile.pricing.stage import price_logs
 from reconcile.report.summary import build_summary
@@ -122,7 +122,10 @@ def compute(
     pricing = price_logs(fetched.logs, rules, tz)
     frames = [pricing.findings]
     if ledger is not None:
-        frames += [match_ledger(fetched.logs, ledger, period, rules), unreadable_findings(ledger)]
+        frames += [
+            match_ledger(fetched.logs, ledger, period, rules, fetched.id_scheme),
+            unreadable_findings(ledger),
+        ]
     if invoice is not None:
         frames += [
             match_invoice(fetched.logs, invoice, period, rules),
@@ -140,7 +143,13 @@ def compute(
         status="fail" if failed else "pass",
         ledger=ledger,
         invoice=invoice,
-        warnings=[*fetched.warnings, *pricing.warnings],
+        warnings=[
+            *fetched.warnings,
+            *(id_warnings(fetched.logs, ledger, fetched.id_scheme) if ledger is not None else []),
+            *(ledger.warnings if ledger is not None else []),
+            *(invoice.warnings if invoice is not None else []),
+            *pricing.warnings,
+        ],
     )
 
 
