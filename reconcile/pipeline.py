@@ -16,6 +16,7 @@ from reconcile.books.ledger import load_ledger
 from reconcile.books.problems import unreadable_findings
 from reconcile.core import findings as findings_mod
 from reconcile.core.atomic import atomic_directory, atomic_write_text
+from reconcile.core.identity import with_unique_ids
 from reconcile.core.period import Period
 from reconcile.core.results import FetchResult, InputFile, Ledger, RunResult
 from reconcile.errors import InputError
@@ -117,7 +118,9 @@ def compute(
 
     if snapshot_input is not None:
         inputs.append(snapshot_input)
-    fetched = snapshot if snapshot is not None else fetch_period(settings, period, progress)
+    fetched = with_unique_ids(
+        snapshot if snapshot is not None else fetch_period(settings, period, progress)
+    )
 
     pricing = price_logs(fetched.logs, rules, tz)
     frames = [pricing.findings]

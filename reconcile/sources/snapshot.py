@@ -78,6 +78,8 @@ def _canonical_logs(logs: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ValueError(f"the logs table lacks columns {missing}")
     df = logs[LOG_COLUMNS].astype(LOG_DTYPES)
+    if "gateway_id" in logs.columns:  # later stages renumbered ids (core.identity): store the shown
+        df["id"] = logs["gateway_id"].to_numpy(dtype="int64")
     df["row_key"] = logs["row_key"].astype("string") if "row_key" in logs else row_keys(df)
     return df.sort_values(_SORT, kind="mergesort").reset_index(drop=True)
 
