@@ -83,7 +83,7 @@ SEVERITY: Final[dict[str, str]] = {
     AMOUNT_MISMATCH: "error",
     DUPLICATE_LEDGER: "error",
     OUT_OF_PERIOD: "warning",
-    NOT_REPRICEABLE: "info",
+    NOT_REPRICEABLE: "warning",
     UNREADABLE_ROW: "error",
 }
 SEVERITY_RANK: Final[dict[str, int]] = {"info": 1, "warning": 2, "error": 3}

@@ -76,9 +76,9 @@ TOKEN_KEYS: Final = (
 )
 #: A row whose text matches this may carry a rare key (over-matching only costs a parse).
 RARE_PATTERN: Final = (
-    r'"(?:task_id|tool_surcharges|web_search|file_search|image|audio|ws|billing_mode|'
-    r"quota_delta|actual_quota|pre_consumed_quota|video_task|cache_creation_tokens_|"
-    r"cache_creation_ratio_)"
+    r'"(?:task_id|is_task|tool_surcharges|web_search|file_search|image|audio|ws"|billing_mode|'
+    r"matched_tier|quota_delta|actual_quota|pre_consumed|video_task|cache_creation_tokens_|"
+    r"cache_creation_ratio_|request_conversion|usage_billing_path|text_input|text_output)"
 )
 
 EMPTY: Final = 0  # no `other` at all (older servers): nothing extra to read
@@ -181,10 +181,19 @@ def parse_other(other: pd.Series) -> OtherFields:
 
 def mentions_rare(other: pd.Series, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
     """The rows among `rows` whose `other` text may carry a rare key."""
+    return mentions(other, rows, None)
+
+
+def mentions(
+    column: pd.Series, rows: npt.NDArray[np.intp], pattern: str | None
+) -> npt.NDArray[np.intp]:
+    """The rows among `rows` whose text matches `pattern` (None: RARE_PATTERN)."""
     if not len(rows):
         return rows
-    texts = _large_strings(other).take(pa.array(rows))
-    hit = pc.match_substring_regex(texts, RARE_PATTERN).fill_null(False)
+    texts = _large_strings(column)
+    if len(rows) != len(texts):
+        texts = texts.take(pa.array(rows))
+    hit = pc.match_substring_regex(texts, pattern or RARE_PATTERN).fill_null(False)
     found: npt.NDArray[np.intp] = rows[hit.to_numpy(zero_copy_only=False)]
     return found
 

@@ -1,0 +1,164 @@
+"""The common case, vectorised: plain text and per-call logs that agree with the contract.
+
+Most consume logs are text (or per-call) logs whose `other` holds only the common keys. For
+them the quota is computed for a million logs at once in exact int64 arithmetic
+(`reconcile.pricing.quota`), and those that agree within tolerance are settled here. Every
+other log (another billing path, a rare key in `other`, a broken `other`, a (user group,
+using group) pair, a tiered rule, a disagreement, a quota beyond int64) goes to
+`reconcile.pricing.rowwise`, which prices it exactly along its path and explains it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from reconcile.core.tolerance import within
+from reconcile.pricing.other import TOKEN_KEYS, UNREADABLE, OtherFields, mentions
+from reconcile.pricing.quota import Combo, TokenColumns, quota_columns
+from reconcile.pricing.rules import Rules
+from reconcile.pricing.rules_paths import INT64_MAX
+
+#: `content` that marks another billing path: images (ImageHelper), tasks (LogTaskConsumption).
+CONTENT_MARKERS: Final = r"生成数量|计算参数|pricing params|按次计费|charged per call"
+#: A (user group, using group) ratio was used: user_group_ratio is not -1.
+PAIR_USED: Final = r'"user_group_ratio"\s*:\s*[0-9]'
+
+
+class Combos:
+    """The (rule, group) pairs met, each with its exact constants."""
+
+    def __init__(self, rules: Rules) -> None:
+        self.rules = rules
+        self.items: list[Combo] = []
+        self._index: dict[tuple[int, str], int] = {}
+
+    def codes(self, rule_idx: npt.NDArray[np.int64], group: pd.Series) -> npt.NDArray[np.int64]:
+        """The combo index of every log (-1 where no rule applies)."""
+        out = np.full(len(rule_idx), -1, dtype=np.int64)
+        priced = rule_idx >= 0
+        if not priced.any():
+            return out
+        gcodes, gnames = pd.factorize(group)
+        width = len(gnames) + 1
+        local, keys = pd.factorize(rule_idx[priced] * width + gcodes[priced])
+        mapping = np.empty(len(keys), dtype=np.int64)
+        for j, key in enumerate(keys):
+            r, g = divmod(int(key), width)
+            mapping[j] = self._get(r, str(gnames[g]))
+        out[priced] = mapping[local]
+        return out
+
+    def _get(self, rule_index: int, group: str) -> int:
+        key = (rule_index, group)
+        if key not in self._index:
+            rule = self.rules.models[rule_index]
+            ratio = self.rules.group_ratio(group)
+            self.items.append(
+                Combo.build(rule_index, rule, group, ratio, self.rules.quota_per_unit)
+            )
+            self._index[key] = len(self.items) - 1
+        return self._index[key]
+
+
+@dataclass
+class FastResult:
+    settled: npt.NDArray[np.bool_]  # agreed within tolerance here
+    expected: npt.NDArray[np.int64]
+    lifted: npt.NDArray[np.bool_]  # the minimum of 1 applied
+    cached: npt.NDArray[np.bool_]  # cache reads or writes (path "cache")
+    tokens: TokenColumns
+
+
+def tokens_of(
+    prompt: npt.NDArray[np.int64], completion: npt.NDArray[np.int64], other: OtherFields
+) -> tuple[TokenColumns, npt.NDArray[np.bool_]]:
+    """Token counts (absent = 0) and the logs whose `other` holds a count not whole >= 0."""
+    counts: dict[str, npt.NDArray[np.int64]] = {}
+    bad = np.zeros(len(prompt), dtype=bool)
+    for key in TOKEN_KEYS:
+        x = other.floats[key]
+        present = ~np.isnan(x)
+        wrong = present & ((x < 0) | (x > 2.0**53) | (x != np.floor(np.where(present, x, 0))))
+        bad |= wrong
+        counts[key] = np.where(present & ~wrong, x, 0).astype(np.int64)
+    semantic = other.strings["usage_semantic"]
+    anthropic = (semantic == "anthropic") | (pd.isna(semantic) & other.bools["claude"])
+    columns = TokenColumns(
+        prompt=prompt,
+        completion=completion,
+        cache=counts["cache_tokens"],
+        creation=counts["cache_creation_tokens"],
+        creation_5m=counts["cache_creation_tokens_5m"],
+        creation_1h=counts["cache_creation_tokens_1h"],
+        image=counts["image_output"],
+        anthropic=np.asarray(anthropic, dtype=bool),
+    )
+    return columns, bad
+
+
+def fast_rows(
+    frame: pd.DataFrame,
+    other: OtherFields,
+    rule_idx: npt.NDArray[np.int64],
+    bad_tokens: npt.NDArray[np.bool_],
+    rules: Rules,
+) -> npt.NDArray[np.bool_]:
+    """The priced logs the vectorised formula may settle."""
+    candidates = (rule_idx >= 0) & (other.state != UNREADABLE) & ~bad_tokens
+    if rules.models and any(r.tiers for r in rules.models):
+        tiered = np.array([bool(r.tiers) for r in rules.models])
+        candidates &= ~tiered[np.maximum(rule_idx, 0)]
+    rows = np.flatnonzero(candidates)
+    special = mentions(frame["other"], rows, None)
+    special = np.union1d(special, mentions(frame["content"], rows, CONTENT_MARKERS))
+    if rules.group_pairs:
+        special = np.union1d(special, mentions(frame["other"], rows, PAIR_USED))
+    candidates[special.astype(np.intp)] = False
+    out: npt.NDArray[np.bool_] = candidates
+    return out
+
+
+def price_fast(
+    quota: npt.NDArray[np.int64],
+    tokens: TokenColumns,
+    combo: npt.NDArray[np.int64],
+    items: list[Combo],
+    rows_mask: npt.NDArray[np.bool_],
+    rules: Rules,
+) -> FastResult:
+    n = len(quota)
+    expected = np.zeros(n, dtype=np.int64)
+    lifted = np.zeros(n, dtype=bool)
+    ok = np.zeros(n, dtype=bool)
+    cached = (tokens.cache > 0) | (tokens.creation > 0)
+    result = FastResult(ok, expected, lifted, cached, tokens)
+    if not items or not rows_mask.any():
+        return result
+    per_call = np.array([c.rule.per_call for c in items])[np.maximum(combo, 0)] & rows_mask
+    call_quota = [c.per_call_quota for c in items]
+    fits = np.array([abs(q) <= INT64_MAX for q in call_quota])[np.maximum(combo, 0)]
+    call_rows = np.flatnonzero(per_call & fits)
+    if len(call_rows):
+        table = np.array([q if abs(q) <= INT64_MAX else 0 for q in call_quota], dtype=np.int64)
+        expected[call_rows] = table[combo[call_rows]]
+        used = (tokens.prompt + tokens.completion)[call_rows]
+        nothing = (used == 0) & (quota[call_rows] == 0)
+        expected[call_rows[nothing]] = 0
+        ok[call_rows] = True
+    by_tokens = np.flatnonzero(rows_mask & ~per_call)
+    if len(by_tokens):
+        sub = TokenColumns(
+            **{f: getattr(tokens, f)[by_tokens] for f in TokenColumns.__dataclass_fields__}
+        )
+        q, lift, too_big = quota_columns(sub, items, combo[by_tokens])
+        expected[by_tokens] = np.where(too_big, 0, q)
+        lifted[by_tokens] = lift & ~too_big
+        ok[by_tokens] = ~too_big
+    done = np.flatnonzero(ok)
+    ok[done] = within(quota[done], expected[done], rules.tolerance)
+    return result
