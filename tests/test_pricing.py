@@ -392,7 +392,8 @@ def test_logs_that_cannot_be_repriced_say_why(
     assert reason in p["reason"]
     assert p["expected_quota"] is pd.NA
     assert p["rule"] == "gpt-4o"
-    assert p["reason_code"] and result.not_repriceable_reasons == {p["reason_code"]: 1}
+    assert p["reason_code"]
+    assert result.not_repriceable_reasons == {p["reason_code"]: 1}
     f = result.findings.iloc[0]
     assert (f["category"], f["severity"]) == ("not_repriceable", severity)
     assert f["diff_quota"] == row["quota"]

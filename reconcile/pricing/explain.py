@@ -52,10 +52,12 @@ def mismatch_cause(row: Row, terms: Terms) -> str:
             f"(model_ratio {plain(rule.model_ratio or Decimal(0))})"
         )
     elif rule.per_call and differs(price, rule.model_price or Decimal(0)):
-        mine = plain(rule.model_price or Decimal(0))
-        parts.append(f"gateway used model_price {_n(price)}, contract {mine}")
+        contract = plain(rule.model_price or Decimal(0))
+        parts.append(f"gateway used model_price {_n(price)}, contract {contract}")
     elif not rule.per_call:
-        checks = [("model_ratio", rule.model_ratio or Decimal(0), True)]
+        checks: list[tuple[str, Decimal, bool]] = [
+            ("model_ratio", rule.model_ratio or Decimal(0), True)
+        ]
         checks.append(("completion_ratio", rule.completion_ratio, row.completion > 0))
         cached = _has(row, "cache_tokens")
         checks.append(("cache_ratio", rule.cache_ratio, cached))

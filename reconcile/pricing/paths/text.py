@@ -15,11 +15,11 @@ Usage semantics decide whether prompt_tokens include the cache tokens (OpenAI) o
 admin's view has admin_info.usage_billing_path; usage relayed from another new-api (chained
 gateways) shows 5m/1h writes without a semantic (new-api's isLegacyClaudeDerivedOpenAIUsage).
 A log with cache tokens and none of these is priced with OpenAI semantics; when only the
-Anthropic arithmetic explains its charge, it is not re-priceable (the log cannot say which). Before 2026-03 a `/v1/messages` request
-served by an OpenAI-type channel (`claude: true`, request_conversion ending "OpenAI
-Compatible") was priced with Anthropic semantics on OpenAI usage: its cached tokens were
-charged twice. The contract is the OpenAI arithmetic; the defect is named when it explains
-a mismatch.
+Anthropic arithmetic explains its charge, it is not re-priceable (the log cannot say which).
+Before 2026-03 a `/v1/messages` request served by an OpenAI-type channel (`claude: true`,
+request_conversion ending "OpenAI Compatible") was priced with Anthropic semantics on OpenAI
+usage: its cached tokens were charged twice. The contract is the OpenAI arithmetic; the
+defect is named when it explains a mismatch.
 """
 
 from __future__ import annotations
