@@ -138,8 +138,10 @@ class GatewayServer:
         unknown_key_message: str = "record not found",
         legacy_list: bool = False,
         id_style: IdStyle = "real",
+        pricing: dict[str, Any] | None = None,
     ) -> None:
         self.store = store
+        self.pricing = pricing  # GET /api/pricing; None: the demo rules'
         self.faults = faults or Faults()
         self.host, self.port = host, port
         self.accept_bearer = accept_bearer
@@ -227,6 +229,11 @@ class GatewayServer:
 
     def _handle(self, h: _Handler) -> None:
         url = urlsplit(h.path)
+        if url.path.rstrip("/") == "/api/pricing":  # the published price list (pricing_api)
+            from reconcile.demo.pricing_api import demo_payload
+
+            h.send_json(self.pricing if self.pricing is not None else demo_payload())
+            return
         if url.path.rstrip("/") != ENDPOINT:
             with self._lock:
                 self.stats["not_found"] += 1

@@ -230,7 +230,9 @@ def findings(
     with np.errstate(over="ignore"):
         diff = charged - expected
     is_mismatch = status == MISMATCH
-    at_stake = np.where(is_mismatch, _saturated_abs(charged, expected), charged)
+    at_stake = np.where(
+        is_mismatch, _saturated_abs(charged, expected), _saturated_abs(charged, 0 * charged)
+    )
 
     why = reasons[rows]
     # four wordings: each built on its own rows, then put back in order

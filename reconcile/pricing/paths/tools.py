@@ -73,7 +73,7 @@ def extras(row: Row, terms: Terms, path: str) -> Extras | Unpriceable:
         if price is None:
             s = "s" if n != 1 else ""
             return Unpriceable(
-                path,
+                path + "+tools",
                 "tool_price_missing",
                 f"a {name} surcharge ({n} call{s}) the rules do not price (tool_prices.{name})",
             )
@@ -84,7 +84,7 @@ def extras(row: Row, terms: Terms, path: str) -> Extras | Unpriceable:
         audio = row.count("audio_input_token_count")
         if rule.audio_input_price is None:
             return Unpriceable(
-                path,
+                path + "+tools",
                 "audio_input_price_missing",
                 f"{audio} audio input tokens priced per 1M tokens, which the rules do not "
                 "price (audio_input_price)",
