@@ -222,6 +222,8 @@ def rules_check(path: Annotated[Path, typer.Argument(help="The rules file to val
         raise _fail(exc, Redactor([])) from None
     for line in [*desc.summary_lines(), "", *desc.table_lines()]:
         typer.echo(line)
+    for line in desc.details:
+        typer.echo(line)
     for warning in desc.warnings:
         typer.echo(f"warning: {warning}")
     typer.echo(f"ok: {path}")
