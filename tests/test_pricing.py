@@ -396,7 +396,7 @@ def test_logs_that_cannot_be_repriced_say_why(
     assert result.not_repriceable_reasons == {p["reason_code"]: 1}
     f = result.findings.iloc[0]
     assert (f["category"], f["severity"]) == ("not_repriceable", severity)
-    assert f["diff_quota"] == row["quota"]
+    assert f["diff_quota"] == abs(row["quota"])  # the quota at stake
     assert f["expected_quota"] is pd.NA
     assert f["explanation"].startswith("cannot re-price: ")
     assert result.expected_quota == 0

@@ -8,7 +8,7 @@ noise never reads as a difference), or that the log's own ratios agree yet the c
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Final
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -79,6 +79,49 @@ def mismatch_cause(row: Row, terms: Terms) -> str:
     if rule.per_call:
         return "the log's model_price agrees with the contract, yet the charge differs"
     return "the log's ratios agree with the contract, yet the charge differs"
+
+
+#: The `other` keys a mismatch's cause compares.
+CAUSE_KEYS: Final = (
+    "model_ratio",
+    "completion_ratio",
+    "cache_ratio",
+    "cache_creation_ratio",
+    "group_ratio",
+    "model_price",
+)
+
+
+def grouped_causes(
+    rows: npt.NDArray[np.intp],
+    terms: list[tuple[Terms, str]],
+    combo: npt.NDArray[np.int64],
+    floats: dict[str, npt.NDArray[np.float64]],
+    has_other: npt.NDArray[np.bool_],
+    shaped: dict[str, npt.NDArray[np.int64]],
+) -> npt.NDArray[np.object_]:
+    """`mismatch_cause` for many logs, computed once per distinct (terms, ratios, shape):
+    systematic differences repeat a lot. `shaped`: completion / cache / creation > 0."""
+    cols: dict[str, Any] = {"combo": combo[rows], "other": has_other[rows]}
+    cols |= {k: np.nan_to_num(floats[k][rows], nan=-1e308) for k in CAUSE_KEYS}
+    cols |= {k: v[rows] for k, v in shaped.items()}
+    key = pd.DataFrame(cols)
+    groups = key.groupby(list(key.columns), sort=False).ngroup().to_numpy()
+    firsts = pd.Series(np.arange(len(rows))).groupby(groups).first().to_numpy()
+    texts = []
+    for j in firsts:
+        i = int(rows[j])
+        other: dict[str, Any] = {}
+        if has_other[i]:
+            other = {k: float(floats[k][i]) for k in CAUSE_KEYS if not np.isnan(floats[k][i])}
+            other["cache_tokens"] = int(shaped["cache"][i])
+            other["cache_creation_tokens"] = int(shaped["creation"][i])
+            other.setdefault("_parsed", True)
+        contract, group = terms[int(combo[i])]
+        row = Row(0, 0, int(shaped["completion"][i]), "", group, "", other)
+        texts.append(mismatch_cause(row, contract))
+    out: npt.NDArray[np.object_] = np.array(texts, dtype=object)[groups]
+    return out
 
 
 def _has(row: Row, key: str) -> bool:

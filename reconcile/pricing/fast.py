@@ -11,7 +11,7 @@ using group) pair, a tiered rule, a disagreement, a quota beyond int64) goes to
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +22,7 @@ from reconcile.pricing.other import TOKEN_KEYS, UNREADABLE, OtherFields, mention
 from reconcile.pricing.quota import Combo, TokenColumns, quota_columns
 from reconcile.pricing.rules import Rules
 from reconcile.pricing.rules_paths import INT64_MAX
+from reconcile.pricing.verdicts import MISMATCH, NOT_REPRICEABLE
 
 #: `content` that marks another billing path: images (ImageHelper), tasks (LogTaskConsumption).
 CONTENT_MARKERS: Final = r"生成数量|计算参数|pricing params|按次计费|charged per call"
@@ -67,7 +68,8 @@ class Combos:
 
 @dataclass
 class FastResult:
-    settled: npt.NDArray[np.bool_]  # agreed within tolerance here
+    decided: npt.NDArray[np.bool_]  # the logs this module gave a verdict
+    status: npt.NDArray[np.int8]  # OK, MISMATCH or NOT_REPRICEABLE (alt semantics only)
     expected: npt.NDArray[np.int64]
     lifted: npt.NDArray[np.bool_]  # the minimum of 1 applied
     cached: npt.NDArray[np.bool_]  # cache reads or writes (path "cache")
@@ -107,9 +109,10 @@ def fast_rows(
     rule_idx: npt.NDArray[np.int64],
     bad_tokens: npt.NDArray[np.bool_],
     rules: Rules,
+    odd: npt.NDArray[np.bool_],
 ) -> npt.NDArray[np.bool_]:
-    """The priced logs the vectorised formula may settle."""
-    candidates = (rule_idx >= 0) & (other.state != UNREADABLE) & ~bad_tokens
+    """The priced logs the vectorised formula may settle (`odd`: logs it must not)."""
+    candidates = (rule_idx >= 0) & (other.state != UNREADABLE) & ~bad_tokens & ~odd
     if rules.models and any(r.tiers for r in rules.models):
         tiered = np.array([bool(r.tiers) for r in rules.models])
         candidates &= ~tiered[np.maximum(rule_idx, 0)]
@@ -123,20 +126,31 @@ def fast_rows(
     return out
 
 
+def _subset(t: TokenColumns, rows: npt.NDArray[np.intp], **change: Any) -> TokenColumns:
+    cols = {f: getattr(t, f)[rows] for f in TokenColumns.__dataclass_fields__}
+    return TokenColumns(**(cols | change))
+
+
 def price_fast(
     quota: npt.NDArray[np.int64],
     tokens: TokenColumns,
+    semantic_said: npt.NDArray[np.bool_],
     combo: npt.NDArray[np.int64],
     items: list[Combo],
     rows_mask: npt.NDArray[np.bool_],
     rules: Rules,
 ) -> FastResult:
+    """Verdicts for `rows_mask` (plain text and per-call logs), as `paths` and `verdicts`
+    would give them: round or (Anthropic usage, int() in older servers) floor accepted, and a
+    cached log without a stated semantic whose charge only the Anthropic arithmetic explains
+    is not re-priceable. `semantic_said`: the log states its usage semantics."""
     n = len(quota)
     expected = np.zeros(n, dtype=np.int64)
     lifted = np.zeros(n, dtype=bool)
-    ok = np.zeros(n, dtype=bool)
+    decided = np.zeros(n, dtype=bool)
+    status = np.zeros(n, dtype=np.int8)
     cached = (tokens.cache > 0) | (tokens.creation > 0)
-    result = FastResult(ok, expected, lifted, cached, tokens)
+    result = FastResult(decided, status, expected, lifted, cached, tokens)
     if not items or not rows_mask.any():
         return result
     per_call = np.array([c.rule.per_call for c in items])[np.maximum(combo, 0)] & rows_mask
@@ -149,16 +163,27 @@ def price_fast(
         used = (tokens.prompt + tokens.completion)[call_rows]
         nothing = (used == 0) & (quota[call_rows] == 0)
         expected[call_rows[nothing]] = 0
-        ok[call_rows] = True
+        decided[call_rows] = True
     by_tokens = np.flatnonzero(rows_mask & ~per_call)
     if len(by_tokens):
-        sub = TokenColumns(
-            **{f: getattr(tokens, f)[by_tokens] for f in TokenColumns.__dataclass_fields__}
-        )
-        q, lift, too_big = quota_columns(sub, items, combo[by_tokens])
+        q, lift, too_big = quota_columns(_subset(tokens, by_tokens), items, combo[by_tokens])
         expected[by_tokens] = np.where(too_big, 0, q)
         lifted[by_tokens] = lift & ~too_big
-        ok[by_tokens] = ~too_big
-    done = np.flatnonzero(ok)
-    ok[done] = within(quota[done], expected[done], rules.tolerance)
+        decided[by_tokens] = ~too_big
+    rows = np.flatnonzero(decided)
+    agree = within(quota[rows], expected[rows], rules.tolerance)
+    # Anthropic usage: older servers (PostClaudeConsumeQuota) truncate with int()
+    retry = rows[~agree & tokens.anthropic[rows] & ~per_call[rows]]
+    if len(retry):
+        low, _, big = quota_columns(_subset(tokens, retry), items, combo[retry], floor=True)
+        ok = ~big & within(quota[retry], low, rules.tolerance)
+        agree[np.searchsorted(rows, retry[ok])] = True
+    status[rows[~agree]] = MISMATCH
+    # a cached log that does not say its semantics: does only the Anthropic arithmetic fit?
+    unsure = rows[~agree & cached[rows] & ~semantic_said[rows] & ~per_call[rows]]
+    if len(unsure):
+        sub = _subset(tokens, unsure, anthropic=np.ones(len(unsure), dtype=bool))
+        alt, _, big = quota_columns(sub, items, combo[unsure])
+        fit = ~big & (alt != expected[unsure]) & within(quota[unsure], alt, rules.tolerance)
+        status[unsure[fit]] = NOT_REPRICEABLE
     return result

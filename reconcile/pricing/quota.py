@@ -174,11 +174,16 @@ class TokenColumns:
 
 
 def quota_columns(
-    tokens: TokenColumns, combos: list[Combo], combo: npt.NDArray[np.int64]
+    tokens: TokenColumns,
+    combos: list[Combo],
+    combo: npt.NDArray[np.int64],
+    *,
+    floor: bool = False,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
     """Token-priced quota of every log (combo[i] its token-priced Combo), exactly, in int64.
 
     Returns (quota, lifted by the minimum of 1, too large for int64: use `quota_exact`).
+    `floor`: truncate instead of rounding, as new-api's older int() paths do.
     """
     const = {
         "scale": np.array([x.scale for x in combos], dtype=np.int64),
@@ -197,7 +202,8 @@ def quota_columns(
     total = np.zeros(len(combo), dtype=np.int64)
     for count, coef in terms:
         total += np.where(too_big, 0, count) * coef
-    quota = round_div(total * np.where(too_big, 0, take["mult"]), take["den"])
+    scaled = total * np.where(too_big, 0, take["mult"])
+    quota = scaled // take["den"] if floor else round_div(scaled, take["den"])
     used = tokens.prompt + tokens.completion
     quota = np.where(used == 0, 0, quota)
     lifted = ~too_big & (used > 0) & (take["mult"] != 0) & (quota <= 0)

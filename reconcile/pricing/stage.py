@@ -30,13 +30,30 @@ from reconcile.core import schema
 from reconcile.core.results import Pricing
 from reconcile.pricing import paths
 from reconcile.pricing.assign import assign_rules
-from reconcile.pricing.explain import coded, findings, local, nullable, strings, unpriced_reasons
-from reconcile.pricing.fast import Combos, fast_rows, price_fast, tokens_of
-from reconcile.pricing.other import UNREADABLE, parse_other
+from reconcile.pricing.explain import (
+    coded,
+    findings,
+    grouped_causes,
+    local,
+    nullable,
+    strings,
+    unpriced_reasons,
+)
+from reconcile.pricing.fast import Combos, FastResult, fast_rows, price_fast, tokens_of
+from reconcile.pricing.other import PARSED, UNREADABLE, OtherFields, parse_other
+from reconcile.pricing.paths.base import Terms
+from reconcile.pricing.paths.text import ANTHROPIC_GUESS
 from reconcile.pricing.quota import price_one
 from reconcile.pricing.rowwise import inputs_of, price_rows
 from reconcile.pricing.rules import Rules, plain
-from reconcile.pricing.verdicts import BROKEN_RECORD, NOT_REPRICEABLE, OK, STATUSES, UNPRICED
+from reconcile.pricing.verdicts import (
+    BROKEN_RECORD,
+    MISMATCH,
+    NOT_REPRICEABLE,
+    OK,
+    STATUSES,
+    UNPRICED,
+)
 
 __all__ = ["PRICED_DTYPES", "STATUSES", "price_logs", "price_one"]
 
@@ -124,32 +141,28 @@ def price_logs(logs: pd.DataFrame, rules: Rules, tz: ZoneInfo) -> Pricing:
     combos = Combos(rules)
     combo = combos.codes(rule_idx, L.group)
     tokens, bad_tokens = tokens_of(L.prompt, L.completion, other)
-    fast = fast_rows(L.frame, other, rule_idx, bad_tokens, rules)
-    done = price_fast(L.quota, tokens, combo, combos.items, fast, rules)
+    # charged without tokens, or negative counts: the row-wise paths say why
+    odd = ((L.prompt + L.completion == 0) & (L.quota != 0)) | (L.prompt < 0) | (L.completion < 0)
+    fast = fast_rows(L.frame, other, rule_idx, bad_tokens, rules, odd)
+    said = pd.notna(other.strings["usage_semantic"]) | other.bools["claude"]
+    done = price_fast(L.quota, tokens, np.asarray(said), combo, combos.items, fast, rules)
 
     priced = rule_idx >= 0
+    decided = done.decided
     out = _Outcome(
         rule_idx=rule_idx,
         combo=combo,
         status=np.where(priced, OK, UNPRICED).astype(np.int8),
         expected=done.expected,
-        has_expected=done.settled.copy(),
+        has_expected=decided & (done.status != NOT_REPRICEABLE),
         reasons=np.full(n, None, dtype=object),
         codes=np.full(n, None, dtype=object),
         path=np.full(n, None, dtype=object),
-        lifted=done.lifted & done.settled,
+        lifted=done.lifted & decided & (done.status == OK),
     )
-    per_call = np.zeros(n, dtype=bool)
-    if combos.items:
-        per_call = np.array([c.rule.per_call for c in combos.items])[np.maximum(combo, 0)]
-    settled = done.settled
-    out.path[settled] = np.where(
-        per_call[settled], paths.PER_CALL, np.where(done.cached[settled], paths.CACHE, paths.TEXT)
-    )
-    unused = settled & (L.prompt + L.completion == 0)
-    out.reasons[unused] = _NO_USAGE
-
-    _price_rest(L, np.flatnonzero(priced & ~settled), out, rules)
+    out.status[decided] = done.status[decided]
+    _explain_fast(L, out, done, combos, rules, other)
+    _price_rest(L, np.flatnonzero(priced & ~decided), out, rules)
     unpriced = np.flatnonzero(~priced)
     if len(unpriced):
         days = np.where(
@@ -181,6 +194,34 @@ def price_logs(logs: pd.DataFrame, rules: Rules, tz: ZoneInfo) -> Pricing:
         warnings=_warnings(L, out, int((other.state == UNREADABLE).sum()), rules, reasons),
         not_repriceable_reasons={str(k): int(v) for k, v in sorted(reasons.items())},
     )
+
+
+def _explain_fast(
+    L: _Logs, out: _Outcome, done: FastResult, combos: Combos, rules: Rules, other: OtherFields
+) -> None:
+    """Paths, and the reasons of the fast path's findings (worded once per distinct case)."""
+    per_call = np.zeros(len(L.ids), dtype=bool)
+    if combos.items:
+        per_call = np.array([c.rule.per_call for c in combos.items])[np.maximum(out.combo, 0)]
+    d = done.decided
+    out.path[d] = np.where(
+        per_call[d], paths.PER_CALL, np.where(done.cached[d], paths.CACHE, paths.TEXT)
+    )
+    out.reasons[d & (done.status == OK) & (L.prompt + L.completion == 0)] = _NO_USAGE
+    unsure = np.flatnonzero(d & (done.status == NOT_REPRICEABLE))
+    out.codes[unsure] = "usage_semantics_unknown"
+    for i in unsure:
+        out.reasons[i] = ANTHROPIC_GUESS.format(cache=int(done.tokens.cache[i]))
+    wrong = np.flatnonzero(d & (done.status == MISMATCH))
+    if len(wrong):
+        terms = [
+            (Terms(c.rule, c.group_ratio, rules.quota_per_unit), c.group) for c in combos.items
+        ]
+        t = done.tokens
+        shaped = {"completion": t.completion, "cache": t.cache, "creation": t.creation}
+        out.reasons[wrong] = grouped_causes(
+            wrong, terms, out.combo, other.floats, other.state == PARSED, shaped
+        )
 
 
 def _price_rest(L: _Logs, rows: npt.NDArray[np.intp], out: _Outcome, rules: Rules) -> None:
