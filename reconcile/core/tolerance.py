@@ -59,7 +59,7 @@ def allowance(a: IntArray, b: IntArray, tol: ToleranceLike, slack: IntArray | in
 
 def within(a: IntArray, b: IntArray, tol: ToleranceLike, slack: IntArray | int = 0) -> BoolArray:
     """|a - b| within tolerance, per row; safe near the int64 limits (no wrap-around)."""
-    diff = _abs_diff(a, b)
+    diff = abs_diff(a, b)
     return np.asarray(diff <= allowance(a, b, tol, slack), dtype=bool)
 
 
@@ -69,7 +69,7 @@ def _abs(x: IntArray) -> IntArray:
     return out
 
 
-def _abs_diff(a: IntArray, b: IntArray) -> IntArray:
+def abs_diff(a: IntArray, b: IntArray) -> IntArray:
     """|a - b| saturated at int64's maximum instead of wrapping."""
     with np.errstate(over="ignore"):
         d = a - b

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reconcile.core import schema
+from reconcile.core.tolerance import abs_diff
 from reconcile.pricing.paths.base import Row, Terms
 from reconcile.pricing.rules import Rules, plain
 from reconcile.pricing.verdicts import MISMATCH, NOT_REPRICEABLE, STATUSES, UNPRICED
@@ -98,10 +99,10 @@ def grouped_causes(
     combo: npt.NDArray[np.int64],
     floats: dict[str, npt.NDArray[np.float64]],
     has_other: npt.NDArray[np.bool_],
-    shaped: dict[str, npt.NDArray[np.int64]],
+    shaped: dict[str, npt.NDArray[np.bool_]],
 ) -> npt.NDArray[np.object_]:
     """`mismatch_cause` for many logs, computed once per distinct (terms, ratios, shape):
-    systematic differences repeat a lot. `shaped`: completion / cache / creation > 0."""
+    systematic differences repeat a lot. `shaped`: whether completion / cache / creation > 0."""
     cols: dict[str, Any] = {"combo": combo[rows], "other": has_other[rows]}
     cols |= {k: np.nan_to_num(floats[k][rows], nan=-1e308) for k in CAUSE_KEYS}
     cols |= {k: v[rows] for k, v in shaped.items()}
@@ -315,6 +316,4 @@ def findings(
 
 def _saturated_abs(a: npt.NDArray[np.int64], b: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """|a - b| without wrapping past int64 (a quota of 2**63 - 1 against a negative one)."""
-    exact = [abs(int(x) - int(y)) for x, y in zip(a.tolist(), b.tolist(), strict=True)]
-    top = 2**63 - 1
-    return np.array([min(x, top) for x in exact], dtype=np.int64)
+    return abs_diff(a, b)

@@ -22,7 +22,7 @@ from reconcile.pricing.other import TOKEN_KEYS, UNREADABLE, OtherFields, mention
 from reconcile.pricing.quota import Combo, TokenColumns, quota_columns
 from reconcile.pricing.rules import Rules
 from reconcile.pricing.rules_paths import INT64_MAX
-from reconcile.pricing.verdicts import MISMATCH, NOT_REPRICEABLE
+from reconcile.pricing.verdicts import MISMATCH, NOT_REPRICEABLE, OK
 
 #: `content` that marks another billing path: images (ImageHelper), tasks (LogTaskConsumption).
 CONTENT_MARKERS: Final = r"生成数量|计算参数|pricing params|按次计费|charged per call"
@@ -116,14 +116,30 @@ def fast_rows(
     if rules.models and any(r.tiers for r in rules.models):
         tiered = np.array([bool(r.tiers) for r in rules.models])
         candidates &= ~tiered[np.maximum(rule_idx, 0)]
-    rows = np.flatnonzero(candidates)
-    special = mentions(frame["other"], rows, None)
-    special = np.union1d(special, mentions(frame["content"], rows, CONTENT_MARKERS))
-    if rules.group_pairs:
-        special = np.union1d(special, mentions(frame["other"], rows, PAIR_USED))
-    candidates[special.astype(np.intp)] = False
     out: npt.NDArray[np.bool_] = candidates
     return out
+
+
+def special_rows(
+    frame: pd.DataFrame,
+    rules: Rules,
+    done: FastResult,
+    per_call: npt.NDArray[np.bool_],
+    legacy_claude: npt.NDArray[np.bool_],
+) -> npt.NDArray[np.intp]:
+    """Decided logs that belong to another path after all: a finding whose `other` has a rare
+    key (surcharges, tasks, audio, tiers, 5m/1h writes...) or a pair ratio, or an image or
+    task whose multipliers are in `content`. Scanning only findings and per-call logs keeps
+    a million logs fast; an agreeing text log's charge needs no other path to explain it,
+    except a cached `claude: true` log without a semantic, which may be the /v1/messages
+    double charge agreeing with itself (`legacy_claude`: those logs)."""
+    wrong = np.flatnonzero(done.decided & ((done.status != OK) | legacy_claude))
+    special = mentions(frame["other"], wrong, None)
+    if rules.group_pairs:
+        special = np.union1d(special, mentions(frame["other"], wrong, PAIR_USED))
+    calls = np.union1d(wrong, np.flatnonzero(done.decided & per_call))
+    special = np.union1d(special, mentions(frame["content"], calls, CONTENT_MARKERS))
+    return special.astype(np.intp)
 
 
 def _subset(t: TokenColumns, rows: npt.NDArray[np.intp], **change: Any) -> TokenColumns:

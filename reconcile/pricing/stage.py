@@ -39,7 +39,14 @@ from reconcile.pricing.explain import (
     strings,
     unpriced_reasons,
 )
-from reconcile.pricing.fast import Combos, FastResult, fast_rows, price_fast, tokens_of
+from reconcile.pricing.fast import (
+    Combos,
+    FastResult,
+    fast_rows,
+    price_fast,
+    special_rows,
+    tokens_of,
+)
 from reconcile.pricing.other import PARSED, UNREADABLE, OtherFields, parse_other
 from reconcile.pricing.paths.base import Terms
 from reconcile.pricing.paths.text import ANTHROPIC_GUESS
@@ -146,6 +153,11 @@ def price_logs(logs: pd.DataFrame, rules: Rules, tz: ZoneInfo) -> Pricing:
     fast = fast_rows(L.frame, other, rule_idx, bad_tokens, rules, odd)
     said = pd.notna(other.strings["usage_semantic"]) | other.bools["claude"]
     done = price_fast(L.quota, tokens, np.asarray(said), combo, combos.items, fast, rules)
+    per_call = np.zeros(n, dtype=bool)
+    if combos.items:
+        per_call = np.array([c.rule.per_call for c in combos.items])[np.maximum(combo, 0)]
+    legacy = other.bools["claude"] & pd.isna(other.strings["usage_semantic"]) & done.cached
+    done.decided[special_rows(L.frame, rules, done, per_call & fast, np.asarray(legacy))] = False
 
     priced = rule_idx >= 0
     decided = done.decided
@@ -161,7 +173,7 @@ def price_logs(logs: pd.DataFrame, rules: Rules, tz: ZoneInfo) -> Pricing:
         lifted=done.lifted & decided & (done.status == OK),
     )
     out.status[decided] = done.status[decided]
-    _explain_fast(L, out, done, combos, rules, other)
+    _explain_fast(L, out, done, combos, rules, other, per_call)
     _price_rest(L, np.flatnonzero(priced & ~decided), out, rules)
     unpriced = np.flatnonzero(~priced)
     if len(unpriced):
@@ -197,12 +209,15 @@ def price_logs(logs: pd.DataFrame, rules: Rules, tz: ZoneInfo) -> Pricing:
 
 
 def _explain_fast(
-    L: _Logs, out: _Outcome, done: FastResult, combos: Combos, rules: Rules, other: OtherFields
+    L: _Logs,
+    out: _Outcome,
+    done: FastResult,
+    combos: Combos,
+    rules: Rules,
+    other: OtherFields,
+    per_call: npt.NDArray[np.bool_],
 ) -> None:
     """Paths, and the reasons of the fast path's findings (worded once per distinct case)."""
-    per_call = np.zeros(len(L.ids), dtype=bool)
-    if combos.items:
-        per_call = np.array([c.rule.per_call for c in combos.items])[np.maximum(out.combo, 0)]
     d = done.decided
     out.path[d] = np.where(
         per_call[d], paths.PER_CALL, np.where(done.cached[d], paths.CACHE, paths.TEXT)
@@ -218,7 +233,7 @@ def _explain_fast(
             (Terms(c.rule, c.group_ratio, rules.quota_per_unit), c.group) for c in combos.items
         ]
         t = done.tokens
-        shaped = {"completion": t.completion, "cache": t.cache, "creation": t.creation}
+        shaped = {"completion": t.completion > 0, "cache": t.cache > 0, "creation": t.creation > 0}
         out.reasons[wrong] = grouped_causes(
             wrong, terms, out.combo, other.floats, other.state == PARSED, shaped
         )
