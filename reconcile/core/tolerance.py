@@ -9,6 +9,7 @@ Pricing and matching both ask this module, so they can never disagree on what "a
 from __future__ import annotations
 
 from fractions import Fraction
+from functools import lru_cache
 from typing import Protocol
 
 import numpy as np
@@ -26,8 +27,13 @@ class ToleranceLike(Protocol):
     def relative(self) -> object: ...
 
 
+@lru_cache(maxsize=64)
+def _as_fraction(relative: str) -> Fraction:
+    return Fraction(relative)
+
+
 def _fraction(tol: ToleranceLike) -> Fraction:
-    return Fraction(str(tol.relative))
+    return _as_fraction(str(tol.relative))
 
 
 def allowance_one(a: int, b: int, tol: ToleranceLike, slack: int = 0) -> int:
@@ -38,7 +44,10 @@ def allowance_one(a: int, b: int, tol: ToleranceLike, slack: int = 0) -> int:
 
 
 def agrees(a: int, b: int, tol: ToleranceLike, slack: int = 0) -> bool:
-    return abs(a - b) <= allowance_one(a, b, tol, slack)
+    diff = abs(a - b)
+    if diff <= tol.quota or diff <= slack:
+        return True
+    return diff <= allowance_one(a, b, tol, slack)
 
 
 def allowance(a: IntArray, b: IntArray, tol: ToleranceLike, slack: IntArray | int = 0) -> IntArray:

@@ -110,13 +110,13 @@ def _price(row: Row, terms: Terms) -> Priced:
     if rule.per_call:
         priced: Priced = call.price_call(row, terms, extra.quota)
     else:
-        size = row.prompt + (
-            row.count("cache_tokens") + row.count("cache_creation_tokens")
-            if text.semantics(row, text.usage_of(row, False)).anthropic
-            else 0
-        )
-        tier = text.pick_tier(rule, size)
-        priced = text.price_text(row, terms, extra.quota, extra.audio_in, tier)
+        usage = text.usage_of(row, False, extra.audio_in)
+        sem = text.semantics(row, usage)
+        tier = None
+        if rule.tiers:
+            size = row.prompt + (usage.cache + usage.creation if sem.anthropic else 0)
+            tier = text.pick_tier(rule, size)
+        priced = text.price_text(row, terms, extra.quota, extra.audio_in, tier, sem)
         if isinstance(priced, Charge) and tier is not None:
             priced = replace(priced, path=paths.TIERED)
         if (

@@ -21,7 +21,7 @@ import numpy.typing as npt
 from reconcile.pricing import paths
 from reconcile.pricing.assign import price, terms_for
 from reconcile.pricing.explain import mismatch_cause
-from reconcile.pricing.paths.base import Row, Unpriceable
+from reconcile.pricing.paths.base import Row, Terms, Unpriceable
 from reconcile.pricing.rules import Rules
 from reconcile.pricing.verdicts import MISMATCH, Verdict, judge
 
@@ -56,14 +56,17 @@ def read_other(text: str | None) -> tuple[dict[str, Any], str]:
 def price_rows(inputs: RowInputs, rules: Rules) -> list[Verdict]:
     """A verdict for every row (each has a rule: rule_idx >= 0)."""
     out: list[Verdict] = []
+    terms: dict[tuple[int, str, Any], Terms] = {}
     with localcontext() as ctx:
         ctx.prec = 80  # every product of these magnitudes is exact
         for i in range(len(inputs.quota)):
-            out.append(_one(inputs, i, rules))
+            out.append(_one(inputs, i, rules, terms))
     return out
 
 
-def _one(inputs: RowInputs, i: int, rules: Rules) -> Verdict:
+def _one(
+    inputs: RowInputs, i: int, rules: Rules, cache: dict[tuple[int, str, Any], Terms]
+) -> Verdict:
     rule = rules.models[inputs.rule_idx[i]]
     other, problem = read_other(inputs.other[i])
     row = Row(
@@ -85,7 +88,11 @@ def _one(inputs: RowInputs, i: int, rules: Rules) -> Verdict:
             ),
             rules.tolerance,
         )
-    terms = terms_for(row, rule, rules)
+    key = (inputs.rule_idx[i], row.group, other.get("user_group_ratio"))
+    terms = cache.get(key) if isinstance(key[2], int | float | None) else None
+    if terms is None:
+        terms = terms_for(row, rule, rules)
+        cache[key] = terms
     verdict = judge(row.quota, price(row, terms), rules.tolerance)
     if verdict.status == MISMATCH and not verdict.reason:
         return Verdict(verdict.path, MISMATCH, verdict.expected, mismatch_cause(row, terms))

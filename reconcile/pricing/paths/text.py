@@ -25,7 +25,7 @@ defect is named when it explains a mismatch.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Final
 
@@ -74,6 +74,18 @@ class Ratios:
 
     @classmethod
     def of(cls, rule: ModelRule, tier: Tier | None = None) -> Ratios:
+        key = (id(rule), id(tier))
+        found = _RATIOS.get(key)
+        if found is not None and found[0] is rule and found[1] is tier:
+            return found[2]
+        made = cls._of(rule, tier)
+        if len(_RATIOS) > 4096:
+            _RATIOS.clear()
+        _RATIOS[key] = (rule, tier, made)
+        return made
+
+    @classmethod
+    def _of(cls, rule: ModelRule, tier: Tier | None) -> Ratios:
         assert rule.model_ratio is not None
 
         def pick(own: Decimal | None, default: Decimal) -> Decimal:
@@ -89,6 +101,8 @@ class Ratios:
         )
 
 
+#: Ratios by (rule, tier), held with the objects so a reused id() never matches.
+_RATIOS: dict[tuple[int, int], tuple[ModelRule, Tier | None, Ratios]] = {}
 Vec = npt.NDArray[np.int64]
 
 
@@ -220,13 +234,20 @@ def semantics(row: Row, usage: Usage) -> Semantics:
 
 
 def price_text(
-    row: Row, terms: Terms, extra: Decimal, audio_in: int, tier: Tier | None = None
+    row: Row,
+    terms: Terms,
+    extra: Decimal,
+    audio_in: int,
+    tier: Tier | None = None,
+    sem: Semantics | None = None,
 ) -> Charge | Unpriceable:
     """A token-priced log; `extra` is the surcharge quota added before rounding."""
     rule = terms.rule
-    plain = usage_of(row, False, audio_in)
-    sem = semantics(row, plain)
-    usage = usage_of(row, sem.anthropic, audio_in)
+    usage = usage_of(row, False, audio_in)
+    if sem is None:
+        sem = semantics(row, usage)
+    if sem.anthropic:
+        usage = replace(usage, anthropic=True)
     if usage.image and rule.image_ratio is None:
         return Unpriceable(
             sem.path, "image_ratio_missing", f"{usage.image} image input tokens need an image_ratio"
@@ -240,7 +261,7 @@ def price_text(
     lift = ratios.model * terms.group_ratio != 0 and (row.prompt + row.completion > 0 or extra)
     alt = None
     if sem.alt_anthropic:
-        other = usage_of(row, True, audio_in)
+        other = replace(usage, anthropic=True)
         alt = text_exact(other, ratios, terms.group_ratio) + extra
     return Charge(
         sem.path,

@@ -37,12 +37,16 @@ class Extras:
 
 
 NONE: Final = Extras(Decimal(0), 0, ())
+_KEYS: Final = frozenset(k for flag, count, _ in _FLAGS for k in (flag, count))
 
 
 def calls(row: Row) -> list[tuple[str, int]]:
     """The tool calls a log was charged for: (tool name, calls)."""
-    items = row.other.get("tool_surcharges")
+    other = row.other
+    items = other.get("tool_surcharges")
     found: list[tuple[str, int]] = []
+    if items is None and not any(k in other for k in _KEYS):
+        return found
     if isinstance(items, list):
         for item in items:
             if not isinstance(item, dict):
@@ -80,6 +84,12 @@ def extras(row: Row, terms: Terms, path: str) -> Extras | Unpriceable:
         total += price * n / THOUSAND * scale
         names.append(name)
     audio = 0
+    if (
+        not names
+        and "audio_input_seperate_price" not in row.other
+        and ("audio_input_token_count" not in row.other)
+    ):
+        return NONE
     if row.flag("audio_input_seperate_price") or row.count("audio_input_token_count") > 0:
         audio = row.count("audio_input_token_count")
         if rule.audio_input_price is None:
