@@ -88,11 +88,12 @@ def _one(
             ),
             rules.tolerance,
         )
-    key = (inputs.rule_idx[i], row.group, other.get("user_group_ratio"))
-    terms = cache.get(key) if isinstance(key[2], int | float | None) else None
-    if terms is None:
+    used = other.get("user_group_ratio")
+    if isinstance(used, int | float | None):  # the terms depend on these only
+        key = (inputs.rule_idx[i], row.group, used)
+        terms = cache.get(key) or cache.setdefault(key, terms_for(row, rule, rules))
+    else:
         terms = terms_for(row, rule, rules)
-        cache[key] = terms
     verdict = judge(row.quota, price(row, terms), rules.tolerance)
     if verdict.status == MISMATCH and not verdict.reason:
         return Verdict(verdict.path, MISMATCH, verdict.expected, mismatch_cause(row, terms))

@@ -116,6 +116,7 @@ class Component:
     ratio: Callable[[Ratios], Decimal]
     count: Callable[[Usage], int]  # the Decimal path's token count
     vector: Callable[[Any], Vec]  # the same count over TokenColumns (quota.py)
+    missing: str = ""  # why a log cannot be priced when it has tokens and the rule no ratio
 
 
 def _base(u: Usage) -> int:
@@ -165,7 +166,7 @@ COMPONENTS: Final = (
     ),
     Component(
         "image", "image_ratio", ("image_output",), lambda r: r.image or Decimal(0),
-        lambda u: u.image, lambda t: t.image,
+        lambda u: u.image, lambda t: t.image, "{n} image input tokens need an image_ratio",
     ),
     Component(
         "completion",
@@ -248,10 +249,11 @@ def price_text(
         sem = semantics(row, usage)
     if sem.anthropic:
         usage = replace(usage, anthropic=True)
-    if usage.image and rule.image_ratio is None:
-        return Unpriceable(
-            sem.path, "image_ratio_missing", f"{usage.image} image input tokens need an image_ratio"
-        )
+    for c in COMPONENTS:
+        if c.missing and getattr(rule, c.rule_key) is None and c.count(usage):
+            return Unpriceable(
+                sem.path, f"{c.rule_key}_missing", c.missing.format(n=c.count(usage))
+            )
     if row.prompt < 0 or row.completion < 0:
         return Unpriceable(sem.path, "negative_tokens", "negative token counts")
     ratios = Ratios.of(rule, tier)
