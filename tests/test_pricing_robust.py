@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pricing_helpers import GPT4O, SHANGHAI, frame, log, other, rules
@@ -104,3 +105,20 @@ def test_tolerance_never_wraps_around() -> None:
     a = np.array([2**63 - 1, -(2**63) + 1, 5], dtype=np.int64)
     b = np.array([-(2**63) + 1, 2**63 - 1, 6], dtype=np.int64)
     assert within(a, b, RULES.tolerance).tolist() == [False, False, True]
+
+
+def test_a_quota_of_2_63_or_more_is_not_repriceable_and_crashes_nothing() -> None:
+    # Regression: a quota >= 2**63 (possible in a gateway's JSON) crashed pricing.
+    o = other(model_ratio=1.25, completion_ratio=4)
+    rows = [
+        log(prompt_tokens=1000, completion_tokens=200, quota=2250, other=o),
+        log(prompt_tokens=1000, completion_tokens=200, quota=2250, other=o),
+        log(prompt_tokens=1000, completion_tokens=200, quota=2250, other=o),
+    ]
+    logs = frame(rows)
+    logs["quota"] = pd.Series([2250, 2**63, 2**64 + 5], dtype=object)
+    result = price_logs(logs, RULES, SHANGHAI)
+    p = result.priced
+    assert p["status"].tolist() == ["ok", "not_repriceable", "not_repriceable"]
+    assert p["reason_code"].tolist()[1:] == ["quota_beyond_64_bits"] * 2
+    assert result.expected_quota == 2250

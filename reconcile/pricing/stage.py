@@ -58,6 +58,7 @@ from reconcile.pricing.verdicts import (
     MISMATCH,
     NOT_REPRICEABLE,
     OK,
+    OVERFLOW,
     STATUSES,
     UNPRICED,
 )
@@ -102,14 +103,18 @@ class _Logs:
     completion: npt.NDArray[np.int64]
     model: pd.Series
     group: pd.Series
+    #: A number that int64 cannot hold (a quota of 2**63 or more): not re-priceable.
+    huge: npt.NDArray[np.bool_]
 
     @classmethod
     def read(cls, logs: pd.DataFrame) -> _Logs:
-        types = logs["type"].to_numpy(dtype=np.int64, na_value=0)
+        types = _int64(logs["type"])[0]
         frame = logs.loc[types == schema.CONSUME].reset_index(drop=True)
+        huge = np.zeros(len(frame), dtype=bool)
 
         def ints(col: str) -> npt.NDArray[np.int64]:
-            values: npt.NDArray[np.int64] = frame[col].to_numpy(dtype=np.int64, na_value=0)
+            values, beyond = _int64(frame[col])
+            huge[beyond] = True
             return values
 
         return cls(
@@ -121,7 +126,20 @@ class _Logs:
             completion=ints("completion_tokens"),
             model=frame["model_name"].astype("string").fillna(""),
             group=frame["group"].astype("string").fillna(""),
+            huge=huge,
         )
+
+
+def _int64(column: pd.Series) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """A column as int64 (missing: 0), and where a value does not fit (then 0)."""
+    try:
+        values: npt.NDArray[np.int64] = column.to_numpy(dtype=np.int64, na_value=0)
+        return values, np.zeros(len(column), dtype=bool)
+    except (OverflowError, ValueError, TypeError):
+        exact = [0 if v is None or v is pd.NA or v != v else int(v) for v in column.tolist()]
+        beyond = np.array([not -(2**63) < v < 2**63 for v in exact], dtype=bool)
+        fitted = [0 if b else v for v, b in zip(exact, beyond.tolist(), strict=True)]
+        return np.array(fitted, dtype=np.int64), beyond
 
 
 @dataclass
@@ -150,6 +168,7 @@ def price_logs(logs: pd.DataFrame, rules: Rules, tz: ZoneInfo) -> Pricing:
     tokens, bad_tokens = tokens_of(L.prompt, L.completion, other)
     # charged without tokens, or negative counts: the row-wise paths say why
     odd = ((L.prompt + L.completion == 0) & (L.quota != 0)) | (L.prompt < 0) | (L.completion < 0)
+    odd |= L.huge
     fast = fast_rows(L.frame, other, rule_idx, bad_tokens, rules, odd)
     said = pd.notna(other.strings["usage_semantic"]) | other.bools["claude"]
     done = price_fast(L.quota, tokens, np.asarray(said), combo, combos.items, fast, rules)
@@ -174,7 +193,12 @@ def price_logs(logs: pd.DataFrame, rules: Rules, tz: ZoneInfo) -> Pricing:
     )
     out.status[decided] = done.status[decided]
     _explain_fast(L, out, done, combos, rules, other, per_call)
-    _price_rest(L, np.flatnonzero(priced & ~decided), out, rules)
+    _price_rest(L, np.flatnonzero(priced & ~decided & ~L.huge), out, rules)
+    huge = np.flatnonzero(L.huge)
+    out.status[huge] = NOT_REPRICEABLE
+    out.has_expected[huge] = False
+    out.codes[huge] = OVERFLOW
+    out.reasons[huge] = "the log's quota or token counts are beyond the 64-bit range"
     unpriced = np.flatnonzero(~priced)
     if len(unpriced):
         days = np.where(
