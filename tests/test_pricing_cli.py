@@ -150,3 +150,11 @@ def test_a_per_call_price_that_overflows_int64_is_refused_by_rules_check(tmp_pat
     assert ran.code == 2
     assert f"{path}:6: model_price: one call would cost" in ran.stderr
     assert "beyond the 64-bit quota" in ran.stderr
+
+
+def test_pull_never_echoes_a_url_that_may_hold_a_secret(tmp_path: Path) -> None:
+    for url in ("http://user:s3cret-pw@[::1", "ftp://user:s3cret-pw@host/x?key=sk-s3cret"):
+        ran = run_cli("rules", "pull", "--base-url", url, "--out", tmp_path / "x.toml")
+        assert ran.code == 2, ran.stderr
+        assert "s3cret" not in ran.stdout + ran.stderr
+        assert "--base-url" in ran.stderr

@@ -53,9 +53,13 @@ class Pulled:
 
 
 def origin(url: str) -> str:
-    """scheme://host[:port] of a URL: never its path, query or user info."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
+    """scheme://host[:port] of a URL: never its path, query or user info (InputError when it
+    is not an http(s) URL; the message never repeats the URL, which may hold a secret)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        raise InputError("not a valid URL", field="--base-url") from None
     if ":" in host:
         host = f"[{host}]"
     try:
@@ -63,15 +67,8 @@ def origin(url: str) -> str:
     except ValueError:
         port = ""
     if parts.scheme not in ("http", "https") or not host:
-        raise InputError(f"not an http(s) URL: {origin_hint(url)!r}", field="--base-url")
+        raise InputError("not an http(s) URL with a host", field="--base-url")
     return f"{parts.scheme}://{host}{port}"
-
-
-def origin_hint(url: str) -> str:
-    """What may be shown of a bad URL: up to its first '@', '?' or '#'."""
-    for stop in "@?#":
-        url = url.split(stop, 1)[0]
-    return url[:80]
 
 
 def fetch_pricing(base_url: str, timeout: float = 30.0) -> dict[str, Any]:
