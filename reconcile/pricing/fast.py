@@ -11,6 +11,7 @@ using group) pair, a tiered rule, a disagreement, a quota beyond int64) goes to
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Final
 
 import numpy as np
@@ -20,50 +21,128 @@ import pandas as pd
 from reconcile.core.tolerance import within
 from reconcile.pricing.other import TOKEN_KEYS, UNREADABLE, OtherFields, mentions
 from reconcile.pricing.quota import Combo, TokenColumns, quota_columns
-from reconcile.pricing.rules import Rules
-from reconcile.pricing.rules_paths import INT64_MAX
+from reconcile.pricing.rules import ModelRule, Rules
+from reconcile.pricing.rules_paths import INT64_MAX, Tier
 from reconcile.pricing.verdicts import MISMATCH, NOT_REPRICEABLE, OK
 
 #: `content` that marks another billing path: images (ImageHelper), tasks (LogTaskConsumption).
 CONTENT_MARKERS: Final = r"生成数量|计算参数|pricing params|按次计费|charged per call"
-#: A (user group, using group) ratio was used: user_group_ratio is not -1.
-PAIR_USED: Final = r'"user_group_ratio"\s*:\s*[0-9]'
 
 
 class Combos:
-    """The (rule, group) pairs met, each with its exact constants."""
+    """The (rule, tier, group ratio) cases met, each with its exact constants.
+
+    A case is a rule (or one of its tiers by prompt size) with a group: the group's own
+    ratio, or a (user group, using group) pair's when the log shows one was used.
+    """
 
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
         self.items: list[Combo] = []
-        self._index: dict[tuple[int, str], int] = {}
+        self.pairs: list[Decimal] = []  # pair ratios in use, by index
+        self._index: dict[tuple[int, str, int, int], int] = {}
 
-    def codes(self, rule_idx: npt.NDArray[np.int64], group: pd.Series) -> npt.NDArray[np.int64]:
-        """The combo index of every log (-1 where no rule applies)."""
-        out = np.full(len(rule_idx), -1, dtype=np.int64)
+    def codes(
+        self,
+        rule_idx: npt.NDArray[np.int64],
+        group: pd.Series,
+        pair: npt.NDArray[np.int64] | None = None,
+        tier: npt.NDArray[np.int64] | None = None,
+    ) -> npt.NDArray[np.int64]:
+        """The case index of every log (-1 where no rule applies). `pair`: index into
+        `self.pairs` (-1: the group's ratio); `tier`: 1-based tier of the rule (0: none)."""
+        n = len(rule_idx)
+        out = np.full(n, -1, dtype=np.int64)
         priced = rule_idx >= 0
         if not priced.any():
             return out
+        pair = np.full(n, -1, dtype=np.int64) if pair is None else pair
+        tier = np.zeros(n, dtype=np.int64) if tier is None else tier
         gcodes, gnames = pd.factorize(group)
-        width = len(gnames) + 1
-        local, keys = pd.factorize(rule_idx[priced] * width + gcodes[priced])
-        mapping = np.empty(len(keys), dtype=np.int64)
-        for j, key in enumerate(keys):
-            r, g = divmod(int(key), width)
-            mapping[j] = self._get(r, str(gnames[g]))
+        frame = pd.DataFrame(
+            {"r": rule_idx, "g": gcodes, "p": pair, "t": tier}
+        ).loc[priced]  # fmt: skip
+        local = frame.groupby(["r", "g", "p", "t"], sort=False).ngroup().to_numpy()
+        firsts = frame.drop_duplicates(["r", "g", "p", "t"]).to_numpy()
+        mapping = np.array(
+            [self._get(int(r), str(gnames[g]), int(p), int(t)) for r, g, p, t in firsts],
+            dtype=np.int64,
+        )
         out[priced] = mapping[local]
         return out
 
-    def _get(self, rule_index: int, group: str) -> int:
-        key = (rule_index, group)
+    def _get(self, rule_index: int, group: str, pair: int, tier: int) -> int:
+        key = (rule_index, group, pair, tier)
         if key not in self._index:
             rule = self.rules.models[rule_index]
-            ratio = self.rules.group_ratio(group)
+            if tier > 0:
+                rule = tier_rule(rule, rule.tiers[tier - 1])
+            ratio = self.pairs[pair] if pair >= 0 else self.rules.group_ratio(group)
             self.items.append(
                 Combo.build(rule_index, rule, group, ratio, self.rules.quota_per_unit)
             )
             self._index[key] = len(self.items) - 1
         return self._index[key]
+
+    def pair_index(
+        self, group: pd.Series, used: npt.NDArray[np.float64], rows: npt.NDArray[np.bool_]
+    ) -> npt.NDArray[np.int64]:
+        """For logs whose `other` shows a (user group, using group) ratio was used: the
+        contract's pair ratio for the using group closest to it (-1: none), as `assign`."""
+        out = np.full(len(used), -1, dtype=np.int64)
+        at = np.flatnonzero(rows & ~np.isnan(used) & (np.nan_to_num(used, nan=-1) >= 0))
+        if not len(at) or not self.rules.group_pairs:
+            return out
+        keys = pd.DataFrame({"g": group.to_numpy(dtype=object)[at], "u": used[at]})
+        local = keys.groupby(["g", "u"], sort=False).ngroup().to_numpy()
+        choice = []
+        for g, u in keys.drop_duplicates(["g", "u"]).itertuples(index=False):
+            candidates = self.rules.pair_ratios(str(g))
+            if not candidates:
+                choice.append(-1)
+                continue
+            want = Decimal(repr(float(u)))
+            best = min(candidates, key=lambda p: abs(p - want))
+            if best not in self.pairs:
+                self.pairs.append(best)
+            choice.append(self.pairs.index(best))
+        out[at] = np.array(choice, dtype=np.int64)[local]
+        return out
+
+
+def tier_rule(rule: ModelRule, tier: Tier) -> ModelRule:
+    """A rule with a tier's ratios (the 1h write ratio stays the rule's, as `paths.text`)."""
+    return rule.model_copy(
+        update={
+            "model_ratio": tier.model_ratio,
+            "completion_ratio": tier.completion_ratio
+            if tier.completion_ratio is not None
+            else rule.completion_ratio,
+            "cache_ratio": tier.cache_ratio if tier.cache_ratio is not None else rule.cache_ratio,
+            "cache_creation_ratio": tier.cache_creation_ratio
+            if tier.cache_creation_ratio is not None
+            else rule.cache_creation_ratio,
+            "cache_creation_ratio_1h": rule.creation_ratio_1h,
+            "tiers": [],
+        }
+    )
+
+
+def tiers_of(
+    rules: Rules, rule_idx: npt.NDArray[np.int64], tokens: TokenColumns
+) -> npt.NDArray[np.int64]:
+    """The 1-based tier of each log whose rule has tiers (0: none), by prompt size (prompt
+    tokens, plus cache tokens under Anthropic usage), as `paths.text.pick_tier`."""
+    out = np.zeros(len(rule_idx), dtype=np.int64)
+    size = tokens.prompt + np.where(tokens.anthropic, tokens.cache + tokens.creation, 0)
+    for r, rule in enumerate(rules.models):
+        if not rule.tiers:
+            continue
+        rows = np.flatnonzero(rule_idx == r)
+        bounds = [t.max_prompt_tokens or 2**62 for t in rule.tiers]
+        at = np.searchsorted(np.array(bounds, dtype=np.int64), size[rows], side="left")
+        out[rows] = np.minimum(at, len(bounds) - 1) + 1
+    return out
 
 
 @dataclass
@@ -113,9 +192,6 @@ def fast_rows(
 ) -> npt.NDArray[np.bool_]:
     """The priced logs the vectorised formula may settle (`odd`: logs it must not)."""
     candidates = (rule_idx >= 0) & (other.state != UNREADABLE) & ~bad_tokens & ~odd
-    if rules.models and any(r.tiers for r in rules.models):
-        tiered = np.array([bool(r.tiers) for r in rules.models])
-        candidates &= ~tiered[np.maximum(rule_idx, 0)]
     out: npt.NDArray[np.bool_] = candidates
     return out
 
@@ -135,8 +211,6 @@ def special_rows(
     double charge agreeing with itself (`legacy_claude`: those logs)."""
     wrong = np.flatnonzero(done.decided & ((done.status != OK) | legacy_claude))
     special = mentions(frame["other"], wrong, None)
-    if rules.group_pairs:
-        special = np.union1d(special, mentions(frame["other"], wrong, PAIR_USED))
     calls = np.union1d(wrong, np.flatnonzero(done.decided & per_call))
     special = np.union1d(special, mentions(frame["content"], calls, CONTENT_MARKERS))
     return special.astype(np.intp)

@@ -51,6 +51,7 @@ RARE_FLOATS: Final = (
     "quota_delta",
     "actual_quota",
     "pre_consumed_quota",
+    "user_group_ratio",
 )
 RARE_BOOLS: Final = (
     "image",
@@ -87,11 +88,14 @@ UNREADABLE: Final = 2
 
 _CHUNK: Final = 1 << 16
 _WORKERS: Final = 2
+#: Rare float keys the fast pass may be asked for too (`parse_other(extra=...)`).
+FAST_EXTRA: Final = ("user_group_ratio",)
 _SCHEMA: Final = pa.schema(
     [(k, pa.float64()) for k in COMMON_FLOATS]
     + [(k, pa.string()) for k in COMMON_STRINGS]
     + [(k, pa.bool_()) for k in COMMON_BOOLS]
 )
+_SCHEMA_EXTRA: Final = pa.schema([*_SCHEMA, *((k, pa.float64()) for k in FAST_EXTRA)])
 _OPEN: Final = ord("{")
 _CLOSE: Final = ord("}")
 
@@ -140,8 +144,10 @@ class OtherFields:
         self.problems.setdefault(row, why)
 
 
-def parse_other(other: pd.Series) -> OtherFields:
-    """Read the common keys of every log's `other`; empty stays EMPTY, broken is UNREADABLE."""
+def parse_other(other: pd.Series, extra: bool = False) -> OtherFields:
+    """Read the common keys of every log's `other`; empty stays EMPTY, broken is UNREADABLE.
+
+    `extra`: also read FAST_EXTRA (user_group_ratio, when the rules have group pairs)."""
     n = len(other)
     out = OtherFields.blank(n)
     if n == 0:
@@ -162,7 +168,8 @@ def parse_other(other: pd.Series) -> OtherFields:
     chunks = [(a, min(n, a + _CHUNK)) for a in range(0, n, _CHUNK)]
     # pyarrow releases the GIL while parsing: two chunks at a time use both cores
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-        tables = list(pool.map(lambda ab: _parse_chunk(arr, ab[0], ab[1], fast), chunks))
+        schema = _SCHEMA_EXTRA if extra else _SCHEMA
+        tables = list(pool.map(lambda ab: _parse_chunk(arr, ab[0], ab[1], fast, schema), chunks))
     for (a, b), table in zip(chunks, tables, strict=True):
         rows = np.flatnonzero(fast[a:b]) + a
         if not len(rows):
@@ -240,7 +247,7 @@ def _buffers(arr: pa.LargeStringArray) -> tuple[npt.NDArray[np.int64], npt.NDArr
 
 
 def _parse_chunk(
-    arr: pa.LargeStringArray, a: int, b: int, fast: npt.NDArray[np.bool_]
+    arr: pa.LargeStringArray, a: int, b: int, fast: npt.NDArray[np.bool_], schema: pa.Schema
 ) -> pa.Table | None:
     """Parse the fast rows of [a, b) with pyarrow; None when they must go row by row.
 
@@ -263,7 +270,7 @@ def _parse_chunk(
             pa.BufferReader(body),
             read_options=pj.ReadOptions(use_threads=False, block_size=1 << 22),
             parse_options=pj.ParseOptions(
-                explicit_schema=_SCHEMA,
+                explicit_schema=schema,
                 unexpected_field_behavior="ignore",
                 newlines_in_values=True,
             ),
@@ -276,7 +283,9 @@ def _parse_chunk(
 
 
 def _store(table: pa.Table, rows: npt.NDArray[np.intp], out: OtherFields) -> None:
-    for k in COMMON_FLOATS:
+    for k in (*COMMON_FLOATS, *FAST_EXTRA):
+        if k not in table.column_names:
+            continue
         col = table.column(k)
         if col.null_count < len(col):
             out.floats[k][rows] = col.to_numpy(zero_copy_only=False).astype(np.float64)

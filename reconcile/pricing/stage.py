@@ -45,6 +45,7 @@ from reconcile.pricing.fast import (
     fast_rows,
     price_fast,
     special_rows,
+    tiers_of,
     tokens_of,
 )
 from reconcile.pricing.other import PARSED, UNREADABLE, OtherFields, parse_other
@@ -161,11 +162,13 @@ def price_logs(logs: pd.DataFrame, rules: Rules, tz: ZoneInfo) -> Pricing:
     """Re-price every consume log (type 2) of `logs` (schema.LOG_DTYPES) under `rules`."""
     L = _Logs.read(logs)
     n = len(L.ids)
-    other = parse_other(L.frame["other"])
+    other = parse_other(L.frame["other"], extra=bool(rules.group_pairs))
     rule_idx, has_candidates = assign_rules(L.model, L.ts, rules, tz)
-    combos = Combos(rules)
-    combo = combos.codes(rule_idx, L.group)
     tokens, bad_tokens = tokens_of(L.prompt, L.completion, other)
+    combos = Combos(rules)
+    pair = combos.pair_index(L.group, other.floats["user_group_ratio"], rule_idx >= 0)
+    tier = tiers_of(rules, rule_idx, tokens)
+    combo = combos.codes(rule_idx, L.group, pair, tier)
     # charged without tokens, or negative counts: the row-wise paths say why
     odd = ((L.prompt + L.completion == 0) & (L.quota != 0)) | (L.prompt < 0) | (L.completion < 0)
     odd |= L.huge
@@ -193,6 +196,9 @@ def price_logs(logs: pd.DataFrame, rules: Rules, tz: ZoneInfo) -> Pricing:
     )
     out.status[decided] = done.status[decided]
     _explain_fast(L, out, done, combos, rules, other, per_call)
+    out.path[decided & (tier > 0)] = paths.TIERED
+    paired = np.flatnonzero(decided & (pair >= 0))
+    out.path[paired] = [f"{p}+{paths.GROUP_PAIR}" for p in out.path[paired]]
     _price_rest(L, np.flatnonzero(priced & ~decided & ~L.huge), out, rules)
     huge = np.flatnonzero(L.huge)
     out.status[huge] = NOT_REPRICEABLE
