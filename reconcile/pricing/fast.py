@@ -2,10 +2,12 @@
 
 Most consume logs are text (or per-call) logs whose `other` holds only the common keys. For
 them the quota is computed for a million logs at once in exact int64 arithmetic
-(`reconcile.pricing.quota`), and those that agree within tolerance are settled here. Every
-other log (another billing path, a rare key in `other`, a broken `other`, a (user group,
-using group) pair, a tiered rule, a disagreement, a quota beyond int64) goes to
-`reconcile.pricing.rowwise`, which prices it exactly along its path and explains it.
+(`reconcile.pricing.quota`), including (user group, using group) pairs and tiers by prompt
+size, which are the same formula with other constants. A finding is kept here (its cause
+worded once per distinct case) unless its `other` or `content` shows another billing path.
+Every other log (another path, a broken `other`, a count that is not a count, a charge
+without tokens, a quota beyond int64) goes to `reconcile.pricing.rowwise`, which prices it
+exactly along its path and explains it.
 """
 
 from __future__ import annotations
