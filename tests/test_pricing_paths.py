@@ -148,3 +148,21 @@ def test_a_settlement_that_does_not_add_up_is_a_mismatch() -> None:
         ("not_repriceable", "task_settle", "task_settlement"),
         ("mismatch", "task_settle", ""),
     ]
+
+
+def test_a_group_pair_the_gateway_applied_differently_is_named() -> None:
+    text = '[group_pairs.svip]\ndefault = 0.9\n[[model]]\nmatch = "gpt-4o"\nmodel_ratio = 1.25\n'
+    text += "completion_ratio = 4\n"
+    used = other(model_ratio=1.25, completion_ratio=4, group_ratio=0.8, user_group_ratio=0.8)
+    agreed = other(model_ratio=1.25, completion_ratio=4, group_ratio=0.9, user_group_ratio=0.9)
+    rows = [
+        log(prompt_tokens=1000, completion_tokens=200, quota=1800, other=used),
+        log(prompt_tokens=1000, completion_tokens=200, quota=2025, other=agreed),
+    ]
+    p = price_logs(frame(rows), rules(text), SHANGHAI).priced
+    assert p["status"].tolist() == ["mismatch", "ok"]
+    assert p["path"].tolist() == ["text+group_pair"] * 2
+    assert p["group_ratio"].tolist() == ["0.9", "0.9"]
+    assert p["reason"].iloc[0] == (
+        "gateway used group_ratio 0.8, contract pair ratio 0.9 for group 'default'"
+    )

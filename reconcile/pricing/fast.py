@@ -42,6 +42,7 @@ class Combos:
         self.rules = rules
         self.items: list[Combo] = []
         self.pairs: list[Decimal] = []  # pair ratios in use, by index
+        self.paired: set[int] = set()  # the cases priced with a pair's ratio
         self._index: dict[tuple[int, str, int, int], int] = {}
 
     def codes(
@@ -84,6 +85,8 @@ class Combos:
                 Combo.build(rule_index, rule, group, ratio, self.rules.quota_per_unit)
             )
             self._index[key] = len(self.items) - 1
+            if pair >= 0:
+                self.paired.add(len(self.items) - 1)
         return self._index[key]
 
     def pair_index(

@@ -260,7 +260,8 @@ def _explain_fast(
     wrong = np.flatnonzero(d & (done.status == MISMATCH))
     if len(wrong):
         terms = [
-            (Terms(c.rule, c.group_ratio, rules.quota_per_unit), c.group) for c in combos.items
+            (Terms(c.rule, c.group_ratio, rules.quota_per_unit, i in combos.paired), c.group)
+            for i, c in enumerate(combos.items)
         ]
         t = done.tokens
         shaped = {"completion": t.completion > 0, "cache": t.cache > 0, "creation": t.creation > 0}
