@@ -150,9 +150,6 @@ class Rules(BaseModel):
         """The ratios the contract gives some user group when it uses `using_group`."""
         return [p[using_group] for p in self.group_pairs.values() if using_group in p]
 
-    def all_group_ratios(self) -> list[Decimal]:
-        return [*self.groups.values(), *(r for p in self.group_pairs.values() for r in p.values())]
-
     def candidates(self, model: str) -> list[ModelRule]:
         """The rules whose pattern matches `model`, best pattern first (file order on ties)."""
         found = [r for r in self.models if r.matches(model)]

@@ -2,11 +2,11 @@
 
 A million `json.loads` calls take ~6 s. pyarrow's JSON reader parses the same text straight
 from the string column's buffer in about a second, if it is asked for few keys (its cost grows
-with every declared key). So the fast pass reads only the keys every log carries (COMMON_*),
-and the rare keys (surcharges, async tasks, audio, image tokens, 5m/1h cache writes, tiered
-billing) are read with `json.loads` for the few rows whose text mentions one and whose outcome
-could depend on it (`mentions_rare`, `parse_rows`). A chunk the fast reader refuses (bad JSON,
-a value of an unexpected type) is re-read row by row: an odd log costs time, never correctness.
+with every declared key). So the fast pass reads only the keys every log carries (COMMON_*);
+the logs of other billing paths are found by a regex over the text of the few logs where
+it matters (`mentions`) and read whole with `json.loads` by `reconcile.pricing.rowwise`. A
+chunk the fast reader refuses (bad JSON, a value of an unexpected type) is re-read row by
+row here: an odd log costs time, never correctness.
 """
 
 from __future__ import annotations
@@ -64,7 +64,6 @@ RARE_BOOLS: Final = (
     "video_task",
 )
 RARE_STRINGS: Final = ("billing_mode", "task_id")
-LIST_KEY: Final = "tool_surcharges"
 FLOAT_KEYS: Final = COMMON_FLOATS + RARE_FLOATS
 BOOL_KEYS: Final = COMMON_BOOLS + RARE_BOOLS
 STRING_KEYS: Final = COMMON_STRINGS + RARE_STRINGS
@@ -104,15 +103,12 @@ _CLOSE: Final = ord("}")
 class OtherFields:
     """The keys of `other` that pricing reads, one numpy array per key, aligned with the logs.
 
-    `complete[i]` says whether row i's rare keys were read (always, for rows parsed row by row).
-    """
+    Rows the fast reader parsed hold the common keys; rows read row by row hold every key."""
 
     floats: dict[str, npt.NDArray[np.float64]]
     bools: dict[str, npt.NDArray[np.bool_]]
     strings: dict[str, npt.NDArray[np.object_]]
-    surcharge_items: npt.NDArray[np.int64]  # len(tool_surcharges)
     state: npt.NDArray[np.int8]  # EMPTY | PARSED | UNREADABLE
-    complete: npt.NDArray[np.bool_]
     problems: dict[int, str] = field(default_factory=dict)  # row -> why it is unreadable
 
     @classmethod
@@ -121,22 +117,7 @@ class OtherFields:
             floats={k: np.full(n, np.nan) for k in FLOAT_KEYS},
             bools={k: np.zeros(n, dtype=bool) for k in BOOL_KEYS},
             strings={k: np.full(n, None, dtype=object) for k in STRING_KEYS},
-            surcharge_items=np.zeros(n, dtype=np.int64),
             state=np.zeros(n, dtype=np.int8),
-            complete=np.zeros(n, dtype=bool),
-        )
-
-    def take(self, rows: npt.NDArray[np.intp]) -> OtherFields:
-        """The fields of `rows` only (problems renumbered to match)."""
-        where = {int(r): j for j, r in enumerate(rows.tolist())}
-        return OtherFields(
-            floats={k: v[rows] for k, v in self.floats.items()},
-            bools={k: v[rows] for k, v in self.bools.items()},
-            strings={k: v[rows] for k, v in self.strings.items()},
-            surcharge_items=self.surcharge_items[rows],
-            state=self.state[rows],
-            complete=self.complete[rows],
-            problems={where[r]: why for r, why in self.problems.items() if r in where},
         )
 
     def unreadable(self, row: int, why: str) -> None:
@@ -186,11 +167,6 @@ def parse_other(other: pd.Series, extra: bool = False) -> OtherFields:
     return out
 
 
-def mentions_rare(other: pd.Series, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
-    """The rows among `rows` whose `other` text may carry a rare key."""
-    return mentions(other, rows, None)
-
-
 def mentions(
     column: pd.Series, rows: npt.NDArray[np.intp], pattern: str | None
 ) -> npt.NDArray[np.intp]:
@@ -203,28 +179,6 @@ def mentions(
     hit = pc.match_substring_regex(texts, pattern or RARE_PATTERN).fill_null(False)
     found: npt.NDArray[np.intp] = rows[hit.to_numpy(zero_copy_only=False)]
     return found
-
-
-def parse_rows(other: pd.Series, rows: npt.NDArray[np.intp], into: OtherFields) -> None:
-    """Re-read `rows` completely (every key, with json.loads) into `into`."""
-    if not len(rows):
-        return
-    texts = _large_strings(other).take(pa.array(rows)).to_pylist()
-    for i, text in zip(rows.tolist(), texts, strict=True):
-        _clear_row(into, i)
-        _slow_row(i, text, into)
-
-
-def _clear_row(out: OtherFields, i: int) -> None:
-    for f in out.floats.values():
-        f[i] = np.nan
-    for b in out.bools.values():
-        b[i] = False
-    for s in out.strings.values():
-        s[i] = None
-    out.surcharge_items[i] = 0
-    out.state[i] = EMPTY
-    out.problems.pop(i, None)
 
 
 def _large_strings(other: pd.Series) -> pa.LargeStringArray:
@@ -308,7 +262,6 @@ def _slow_row(i: int, text: str | None, out: OtherFields) -> None:
     ratio that cannot be compared, a flag that cannot be read), as the fast pass, which never
     reads those keys, would also leave it.
     """
-    out.complete[i] = True
     if text is None or not text.strip():
         return
     try:
@@ -339,6 +292,3 @@ def _slow_row(i: int, text: str | None, out: OtherFields) -> None:
         v = obj.get(k)
         if v is not None:
             out.strings[k][i] = str(v)
-    items = obj.get(LIST_KEY)
-    if isinstance(items, list):
-        out.surcharge_items[i] = len(items)
