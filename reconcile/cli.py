@@ -232,9 +232,65 @@ def rules_check(path: Annotated[Path, typer.Argument(help="The rules file to val
         raise _fail(exc, Redactor([])) from None
     for line in [*desc.summary_lines(), "", *desc.table_lines()]:
         typer.echo(line)
+    for line in desc.details:
+        typer.echo(line)
     for warning in desc.warnings:
         typer.echo(f"warning: {warning}")
     typer.echo(f"ok: {path}")
+
+
+@rules_app.command("pull")
+def rules_pull(
+    out: Annotated[Path, typer.Option("--out", help="The rules file to write.")],
+    base_url: Annotated[
+        str | None,
+        typer.Option("--base-url", help="The gateway (default: RECONCILE_BASE_URL)."),
+    ] = None,
+    effective_from: Annotated[
+        str | None,
+        typer.Option("--effective-from", help="YYYY-MM-DD the prices apply from (default: today)."),
+    ] = None,
+) -> None:
+    """Write the gateway's published price list (GET /api/pricing) as a rules file."""
+    from datetime import date
+
+    from reconcile.errors import InputError
+    from reconcile.pricing.pull import fetch_pricing, origin, rules_text, write_pulled
+
+    try:
+        url = base_url or load_settings().base_url
+        if not url:
+            raise InputError("give --base-url or set RECONCILE_BASE_URL", field="--base-url")
+        try:
+            since = date.fromisoformat(effective_from) if effective_from else date.today()
+        except ValueError:
+            raise InputError(
+                f"not a date like 2026-11-01: {effective_from!r}", field="--effective-from"
+            ) from None
+        pulled = rules_text(fetch_pricing(url), origin(url), since)
+        write_pulled(out, pulled.text)
+    except ReconcileError as exc:
+        raise _fail(exc, Redactor([])) from None
+    for skipped in pulled.skipped:
+        typer.echo(f"warning: not written: {skipped}", err=True)
+    typer.echo(f"wrote {pulled.models} model(s) effective from {since.isoformat()} to {out}")
+
+
+@rules_app.command("diff")
+def rules_diff(
+    old: Annotated[Path, typer.Argument(help="The earlier rules file.")],
+    new: Annotated[Path, typer.Argument(help="The later rules file.")],
+) -> None:
+    """List what changed between two rules files (+ added, - removed, ~ changed)."""
+    from reconcile.pricing.diff import diff_rules
+
+    try:
+        changes = diff_rules(load_rules(old), load_rules(new))
+    except ReconcileError as exc:
+        raise _fail(exc, Redactor([])) from None
+    for line in changes:
+        typer.echo(line)
+    typer.echo(f"{len(changes)} change(s)")
 
 
 def main() -> None:

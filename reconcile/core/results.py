@@ -54,11 +54,16 @@ class Pricing:
     #: One row per consume log: id, rule, model_ratio, completion_ratio, cache_ratio,
     #: cache_creation_ratio, group_ratio, model_price (exact decimals as strings),
     #: expected_quota (Int64, NA when not priced), diff_quota (charged - expected, Int64),
-    #: status (ok | mismatch | unpriced | not_repriceable), reason (str).
+    #: status (ok | mismatch | unpriced | not_repriceable), reason (str), path (the billing
+    #: path: text, cache, per_call, image, task_submit, ...; see reconcile.pricing.paths),
+    #: reason_code (a not_repriceable log's reason in a word).
     priced: pd.DataFrame
     findings: pd.DataFrame  # schema.FINDING_DTYPES
     expected_quota: int  # over the consume logs a rule prices and that could be re-priced
     warnings: list[str] = field(default_factory=list)
+    #: not_repriceable logs counted by reason code (priced["reason_code"]), e.g.
+    #: {"tool_price_missing": 3, "task_settlement": 12}; empty when every log was checked.
+    not_repriceable_reasons: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass

@@ -85,7 +85,7 @@ SEVERITY: Final[dict[str, str]] = {
     AMOUNT_MISMATCH: "error",
     DUPLICATE_LEDGER: "error",
     OUT_OF_PERIOD: "warning",
-    NOT_REPRICEABLE: "info",
+    NOT_REPRICEABLE: "warning",
     UNREADABLE_ROW: "error",
     AMBIGUOUS_MATCH: "error",
 }

@@ -135,8 +135,10 @@ class GatewayServer:
         recent_limit: int = 0,
         users: dict[str, User] | None = None,
         hostile: Hostile | None = None,
+        pricing: dict[str, Any] | None = None,
     ) -> None:
         self.store = store
+        self.pricing = pricing  # GET /api/pricing; None: the demo rules'
         self.faults = faults or Faults()
         self.host, self.port = host, port
         self.accept_bearer = accept_bearer
@@ -227,6 +229,11 @@ class GatewayServer:
 
     def _handle(self, h: _Handler) -> None:
         url = urlsplit(h.path)
+        if url.path.rstrip("/") == "/api/pricing":  # the published price list (pricing_api)
+            from reconcile.demo.pricing_api import demo_payload
+
+            h.send_json(self.pricing if self.pricing is not None else demo_payload())
+            return
         if url.path in USER_PATHS and self.users:
             n = self._count_request()
             if self.faults.latency > 0:
