@@ -8,13 +8,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from reconcile.books.invoice import load_invoice
 from reconcile.books.ledger import load_ledger, unreadable_findings
 from reconcile.core import findings as findings_mod
-from reconcile.core.atomic import atomic_directory, atomic_write_text
+from reconcile.core.atomic import atomic_directory, atomic_write_text, check_replaceable
 from reconcile.core.period import Period
 from reconcile.core.results import FetchResult, InputFile, Ledger, RunResult
 from reconcile.errors import InputError
@@ -144,6 +146,24 @@ def compute(
     )
 
 
+@contextmanager
+def writing(path: Path, setting: str) -> Iterator[None]:
+    """Turn an OS error while writing an output (disk full, read-only, busy, no permission)
+    into one line naming the file and the option or setting that chose it (exit 2)."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise InputError(f"cannot write: {reason}", file=path, field=setting) from None
+
+
+def check_outputs(out_dir: Path, junit: Path | None = None) -> None:
+    """Before any work: refuse an --out that is not ours to replace, and a --junit directory."""
+    check_replaceable(out_dir, "--out")
+    if junit is not None and junit.is_dir():
+        raise InputError("is a directory, not a file", file=junit, field="--junit")
+
+
 def write_report(result: RunResult, out_dir: Path, junit: Path | None = None) -> dict[str, Path]:
     """Write every output into `out_dir` atomically; return what was written, by role."""
     # imported here: `reconcile fetch` never writes a report and starts faster without
@@ -161,7 +181,7 @@ def write_report(result: RunResult, out_dir: Path, junit: Path | None = None) ->
         "snapshot": SNAPSHOT_DIR,
     }
     summary = build_summary(result)
-    with atomic_directory(out_dir) as staging:
+    with writing(out_dir, "--out"), atomic_directory(out_dir, "--out") as staging:
         write_snapshot(result.fetch, staging / SNAPSHOT_DIR)
         write_discrepancies_csv(result.findings, staging / names["discrepancies"])
         write_workbook(result, staging / names["workbook"])
@@ -170,17 +190,21 @@ def write_report(result: RunResult, out_dir: Path, junit: Path | None = None) ->
         )
     written = {role: out_dir / name for role, name in names.items()}
     if junit is not None:
-        atomic_write_text(junit, render_junit(summary, result.findings))
+        with writing(junit, "--junit"):
+            atomic_write_text(junit, render_junit(summary, result.findings))
         written["junit"] = junit
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
-        with open(step_summary, "a", encoding="utf-8") as f:
+        with (
+            writing(Path(step_summary), "GITHUB_STEP_SUMMARY"),
+            open(step_summary, "a", encoding="utf-8") as f,
+        ):
             f.write(render_markdown(summary) + "\n")
     return written
 
 
 def write_fetch(result: FetchResult, out_dir: Path) -> Path:
     """`reconcile fetch`: store the snapshot only, atomically."""
-    with atomic_directory(out_dir) as staging:
+    with writing(out_dir, "--out"), atomic_directory(out_dir, "--out") as staging:
         write_snapshot(result, staging / SNAPSHOT_DIR)
     return out_dir / SNAPSHOT_DIR

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from reconcile.core.atomic import atomic_directory, atomic_write_text
+from reconcile.core.atomic import MARKER, atomic_directory, atomic_write_text
 from reconcile.core.redact import Redactor
+from reconcile.errors import InputError
 from reconcile.settings import ApiKey
 
 
@@ -30,11 +31,22 @@ def test_a_failure_while_writing_leaves_the_earlier_report_untouched(tmp_path: P
 def test_a_complete_write_replaces_the_whole_directory(tmp_path: Path) -> None:
     out = tmp_path / "r"
     out.mkdir()
+    (out / MARKER).write_text("", encoding="utf-8")
     (out / "stale.csv").write_text("old", encoding="utf-8")
     with atomic_directory(out) as staging:
         (staging / "summary.json").write_text("new", encoding="utf-8")
-    assert sorted(p.name for p in out.iterdir()) == ["summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "summary.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+
+
+def test_a_directory_without_the_marker_is_never_replaced(tmp_path: Path) -> None:
+    out = tmp_path / "books"
+    out.mkdir()
+    (out / "ledger.csv").write_text("mine", encoding="utf-8")
+    with pytest.raises(InputError, match="--out"), atomic_directory(out):
+        pytest.fail("must not be reached")
+    assert [p.name for p in out.iterdir()] == ["ledger.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["books"]
 
 
 def test_atomic_write_text_creates_the_file_whole(tmp_path: Path) -> None:
