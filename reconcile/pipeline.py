@@ -130,7 +130,8 @@ def compute(
             match_invoice(fetched.logs, invoice, period, rules),
             unreadable_findings(invoice),
         ]
-    found = findings_mod.finalize(frames, rules)
+    frames.append(findings_mod.open_period(period, fetched.fetched_at))
+    found = findings_mod.finalize(frames, rules, ledger)
     failed = findings_mod.reaches(found, request.fail_on)
     return RunResult(
         fetch=fetched,

@@ -100,7 +100,11 @@ def test_a_clean_run_without_a_ledger_has_zeros_and_passes() -> None:
         "kind": "none",
         "by_type": {k: {"count": 0, "quota": 0} for k in ("consume", "refund", "topup")},
         "unreadable_rows": 0,
+        "net_spend_quota": 0,
+        "signed_by_type": {"consume": 0, "refund": 0, "topup": 0},
     }
+    assert summary["headline"]["books"] is None  # type: ignore[index]
+    assert summary["verdict"] == "PASS"
     found = summary["discrepancies"]
     assert isinstance(found, dict)
     assert all(found[c]["count"] == 0 and found[c]["quota"] == 0 for c in CATEGORIES)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
@@ -27,9 +28,12 @@ from openpyxl.drawing.text import (
     ParagraphProperties,
     RichTextProperties,
 )
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.pagebreak import Break
 
+from reconcile.core.money import exact_sum
 from reconcile.core.results import RunResult
-from reconcile.core.schema import CATEGORIES, FINDING_DTYPES, MONEY_COLUMNS
+from reconcile.core.schema import CATEGORIES, OUTPUT_COLUMNS
 from reconcile.report import xlsx
 from reconcile.report.rules_sheet import write_rules_sheet
 from reconcile.report.summary_sheet import write_summary_sheet
@@ -41,52 +45,100 @@ CHUNK_ROWS = 10_000
 DISCREPANCIES = "Discrepancies"
 FULL_CSV = "Every row is in discrepancies.csv."
 
-_KINDS = {
-    "severity": "severity",
-    "log_id": "id",
-    "ledger_line": "id",
-    "created_at": "datetime",
-    "log_quota": "int",
-    "ledger_quota": "int",
-    "expected_quota": "int",
-    "diff_quota": "int",
-    "diff_amount": "amount",
-}
+#: The Discrepancies sheet's columns in reading order, under headers for people: what the
+#: finding is and where (frozen on the left), both sides' money, the signed differences and
+#: the action, then the detail. discrepancies.csv has the same columns under their field
+#: names (a column a stage adds appears at the end of both).
+REVIEW_LAYOUT: list[tuple[str, str, str]] = [
+    ("category", "Category", "text"),
+    ("log_id", "Log id", "id"),
+    ("ledger_line", "Ledger line", "id"),
+    ("severity", "Severity", "severity"),
+    ("created_at", "Time", "datetime"),
+    ("type", "Type", "text"),
+    ("token_name", "Token", "text"),
+    ("model_name", "Model", "text"),
+    ("log_amount", "Gateway amount", "amount_fine"),
+    ("ledger_amount", "Ledger amount", "amount_fine"),
+    ("contract_diff_amount", "Gateway − contract", "amount_fine"),
+    ("books_diff_amount", "Gateway − books", "amount_fine"),
+    ("action", "Action", "wrap"),
+    ("explanation", "Explanation", "wrap"),
+    ("diff_amount", "At stake", "amount_fine"),
+    ("source", "Found by", "text"),
+    ("request_id", "Request id", "text"),
+    ("group", "Group", "text"),
+    ("log_quota", "Gateway quota", "int"),
+    ("ledger_quota", "Ledger quota", "int"),
+    ("expected_quota", "Contract quota", "int"),
+    ("contract_diff_quota", "Gateway − contract (quota)", "int"),
+    ("books_diff_quota", "Gateway − books (quota)", "int"),
+    ("diff_quota", "At stake (quota)", "int"),
+    ("currency", "Currency", "text"),
+]
+#: Columns printed (the rest stay on screen): one landscape page wide stays legible.
+PRINTED_COLUMNS = 13
+#: Left columns that stay in view while scrolling right: category and log id.
+FROZEN = "C2"
+_WIDTHS = {"action": 48.0, "explanation": 60.0, "created_at": 19.0, "severity": 9.0}
+
+
+def finding_layout() -> list[tuple[str, Column]]:
+    """(field, column) of the Discrepancies sheet: REVIEW_LAYOUT, then any other column."""
+    known = {f for f, _, _ in REVIEW_LAYOUT}
+    extra = [f for f in OUTPUT_COLUMNS if f not in known]
+    layout = [(f, Column(h, k, _WIDTHS.get(f))) for f, h, k in REVIEW_LAYOUT]
+    layout += [(f, Column(f.replace("_", " ").capitalize())) for f in extra]
+    return layout
 
 
 def finding_columns() -> list[Column]:
-    """The Discrepancies sheet's columns: exactly discrepancies.csv's, in the same order."""
-    return [Column(name, _KINDS.get(name, "text")) for name in [*FINDING_DTYPES, *MONEY_COLUMNS]]
+    return [c for _, c in finding_layout()]
 
 
 def finding_rows(findings: pd.DataFrame) -> Iterator[list[object]]:
     """Rows of plain Python values (None for NA), a chunk at a time."""
-    names = [c.header for c in finding_columns()]
+    names = [f for f, _ in finding_layout()]
     for start in range(0, len(findings), CHUNK_ROWS):
         chunk = findings.iloc[start : start + CHUNK_ROWS]
         cols = [py_values(chunk[n]) if n in chunk else [None] * len(chunk) for n in names]
         yield from (list(row) for row in zip(*cols, strict=True))
 
 
-def category_sheet_name(category: str) -> str:
-    bad = "[]:*?/\\"
-    return "".join("_" if ch in bad else ch for ch in category)[:31] or "category"
+def by_category_blocks(findings: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The findings grouped by category (in CATEGORIES order, money at stake first within
+    each, as finalize sorted them) and the sheet row where each category's block starts."""
+    if not len(findings):
+        return findings, {}
+    rank = {c: i for i, c in enumerate(CATEGORIES)}
+    cats = findings["category"].astype("string").fillna("")
+    key = cats.map(lambda c: (rank.get(c, len(rank)), c))
+    order = sorted(range(len(findings)), key=key.iloc.__getitem__)
+    grouped = findings.iloc[order].reset_index(drop=True)
+    starts: dict[str, int] = {}
+    for i, cat in enumerate(grouped["category"].astype("string").tolist()):
+        starts.setdefault(str(cat), xlsx.HEAD_ROWS + 1 + i)
+    return grouped, starts
 
 
-def _findings_sheet(book: Book, title: str, name: str, findings: pd.DataFrame) -> xlsx.Table:
-    ws = book.sheet(name)
-    columns = finding_columns()
-    ws.sheet_properties.tabColor = "C62828" if name == DISCREPANCIES else "F4B183"
-    return write_table(
+def _findings_sheet(book: Book, title: str, findings: pd.DataFrame) -> xlsx.Table:
+    ws = book.sheet(DISCREPANCIES)
+    layout = finding_layout()
+    ws.sheet_properties.tabColor = "C62828"
+    table = write_table(
         book,
         ws,
         title,
-        columns,
+        [c for _, c in layout],
         finding_rows(findings),
         len(findings),
-        widths=column_widths(findings, [(c, c.header) for c in columns], minimum=8),
+        widths=column_widths(findings, [(c, f) for f, c in layout], minimum=8),
         elsewhere=FULL_CSV,
+        freeze=FROZEN,
     )
+    last = max(table.last_row, xlsx.HEAD_ROWS)
+    ws.print_area = f"A1:{get_column_letter(PRINTED_COLUMNS)}{last}"
+    return table
 
 
 def _frame_rows(df: pd.DataFrame, cols: Sequence[str]) -> Iterator[list[object]]:
@@ -140,9 +192,14 @@ def _simple_table(
     spec: Sequence[tuple[Column, str]],
     elsewhere: str = "",
     grid: bool = True,
+    total: bool = False,
 ) -> tuple[Any, xlsx.Table]:
-    """A sheet holding one table of `df`'s columns named in `spec`; returns sheet and table."""
+    """A sheet holding one table of `df`'s columns named in `spec`; returns sheet and table.
+
+    `total`: a bold "Total" row under the data, each number column's exact sum.
+    """
     ws = book.sheet(name)
+    totals = _totals_row(df, spec) if total else None
     table = write_table(
         book,
         ws,
@@ -153,8 +210,25 @@ def _simple_table(
         widths=column_widths(df, spec),
         elsewhere=elsewhere,
         grid=grid,
+        totals=totals,
     )
     return ws, table
+
+
+def _totals_row(df: pd.DataFrame, spec: Sequence[tuple[Column, str]]) -> list[object]:
+    """ "Total", then the exact sum of each int and amount column (ints, Decimals)."""
+    out: list[object] = []
+    for i, (col, key) in enumerate(spec):
+        if i == 0:
+            out.append("Total")
+        elif col.kind == "int" and key in df:
+            out.append(exact_sum(pd.to_numeric(df[key]).astype("Int64")))
+        elif col.kind == "amount" and key in df:
+            amounts = [Decimal(cast(Decimal, v)) for v in py_values(df[key]) if v is not None]
+            out.append(sum(amounts, Decimal(0)))
+        else:
+            out.append(None)
+    return out
 
 
 def _by_model_sheet(book: Book, result: RunResult, money: Money) -> None:
@@ -193,6 +267,7 @@ def _by_model_sheet(book: Book, result: RunResult, money: Money) -> None:
         "'Charged, re-priced logs'.",
         df,
         spec,
+        total=True,
     )
 
 
@@ -232,7 +307,7 @@ def _by_day_sheet(book: Book, result: RunResult, money: Money) -> None:
     if undated:
         title += f" {undated:,} ledger rows have no date and are not in this table."
     # no grid: the chart sits below the table
-    ws, table = _simple_table(book, "By day", title, df, spec, grid=False)
+    ws, table = _simple_table(book, "By day", title, df, spec, grid=False, total=True)
     if table.shown:
         amount_cols = [i for i, (c, _) in enumerate(spec, 1) if c.kind == "amount"]
         _add_day_chart(ws, table, amount_cols, money.currency)
@@ -261,7 +336,9 @@ def _add_day_chart(ws: Any, table: xlsx.Table, series_cols: Sequence[int], cur: 
         s.graphicalProperties.line.solidFill = colour
         s.graphicalProperties.line.width = 22000
         s.smooth = False
-    ws.add_chart(chart, f"A{table.last_row + 3}")
+    ws.add_chart(chart, f"A{table.last_row + 4}")
+    # the chart starts a printed page of its own, so it is never split over two
+    ws.row_breaks.append(Break(id=table.last_row + 2))
 
 
 def _by_token_sheet(book: Book, result: RunResult, money: Money) -> None:
@@ -288,6 +365,7 @@ def _by_token_sheet(book: Book, result: RunResult, money: Money) -> None:
         "By token (API keys by reference only). Net spend = consume − refund.",
         df,
         spec,
+        total=True,
     )
 
 
@@ -352,38 +430,27 @@ def _unreadable_sheet(book: Book, result: RunResult) -> None:
 def write_workbook(result: RunResult, path: Path) -> None:
     """Write the review workbook for a computed run to `path` (bytes depend only on inputs)."""
     money = money_of(result)
-    book = Book(result.fetch.fetched_at, title=f"Reconciliation {result.period.label}")
+    book = Book(
+        result.fetch.fetched_at,
+        title=f"Reconciliation {result.period.label}",
+        currency=money.currency,
+    )
     summary_ws = book.sheet("Summary")  # first tab; filled last, once caps are known
-    findings = result.findings
+    grouped, starts = by_category_blocks(result.findings)
     cur = money.currency
     tz = result.period.timezone
     _findings_sheet(
         book,
-        f"All {len(findings):,} findings, largest money at stake first. Times in {tz}; "
-        f"amounts in {cur}. Filter with the arrows in the header row.",
-        DISCREPANCIES,
-        findings,
+        f"All {len(grouped):,} findings, by category, largest money at stake first. "
+        f"Times in {tz}; amounts in {cur}.",
+        grouped,
     )
-    category_sheets: dict[str, str] = {}
-    present = [str(c) for c in pd.unique(findings["category"].dropna())] if len(findings) else []
-    ordered = [c for c in CATEGORIES if c in present] + sorted(set(present) - set(CATEGORIES))
-    for cat in ordered:
-        rows = findings[findings["category"] == cat]
-        name = category_sheet_name(cat)
-        category_sheets[cat] = name
-        _findings_sheet(
-            book,
-            f"{cat}: {len(rows):,} finding{'s' * (len(rows) != 1)}, largest money at stake "
-            f"first. Times in {tz}; "
-            f"amounts in {cur}.",
-            name,
-            rows,
-        )
     _by_model_sheet(book, result, money)
     _by_day_sheet(book, result, money)
     _by_token_sheet(book, result, money)
     _refunds_sheet(book, result, money)
     write_rules_sheet(book, result)
     _unreadable_sheet(book, result)
-    write_summary_sheet(book, summary_ws, result, money, category_sheets, DISCREPANCIES)
+    links = {cat: f"A{row}" for cat, row in starts.items()}
+    write_summary_sheet(book, summary_ws, result, money, links, DISCREPANCIES)
     book.save(path)
