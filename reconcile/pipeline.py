@@ -94,10 +94,13 @@ def compute(
             request.period.start != snapshot.period.start
             or request.period.end != snapshot.period.end
         ):
+            asked = request.period
             raise InputError(
                 f"the snapshot holds {snapshot.period.label} "
-                f"({snapshot.period.start.isoformat()} to {snapshot.period.end.isoformat()}), "
-                "not the period asked for",
+                f"({snapshot.period.start.isoformat()} to {snapshot.period.end.isoformat()}, "
+                f"time zone {snapshot.period.timezone}), not the period asked for "
+                f"({asked.start.isoformat()} to {asked.end.isoformat()}, time zone "
+                f"{asked.timezone}); leave out --period and --tz to use the snapshot's",
                 file=request.from_snapshot,
                 field="--period",
             )
@@ -165,8 +168,16 @@ def check_outputs(out_dir: Path, junit: Path | None = None) -> None:
         raise InputError("is a directory, not a file", file=junit, field="--junit")
 
 
-def write_report(result: RunResult, out_dir: Path, junit: Path | None = None) -> dict[str, Path]:
-    """Write every output into `out_dir` atomically; return what was written, by role."""
+def write_report(
+    result: RunResult,
+    out_dir: Path,
+    junit: Path | None = None,
+    summary: dict[str, object] | None = None,
+) -> dict[str, Path]:
+    """Write every output into `out_dir` atomically; return what was written, by role.
+
+    `summary`: build_summary(result), if the caller already has it.
+    """
     # imported here: `reconcile fetch` never writes a report and starts faster without
     # loading openpyxl and the report code
     from reconcile.report.csvfile import write_discrepancies_csv
@@ -181,7 +192,7 @@ def write_report(result: RunResult, out_dir: Path, junit: Path | None = None) ->
         "discrepancies": "discrepancies.csv",
         "snapshot": SNAPSHOT_DIR,
     }
-    summary = build_summary(result)
+    summary = summary if summary is not None else build_summary(result)
     with writing(out_dir, "--out"), atomic_directory(out_dir, "--out") as staging:
         write_snapshot(result.fetch, staging / SNAPSHOT_DIR)
         write_discrepancies_csv(result.findings, staging / names["discrepancies"])

@@ -4,10 +4,13 @@ cannot be written is one line with exit 2, never a traceback (nor exit 1, which 
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import Gateway, run_cli
@@ -199,3 +202,75 @@ def test_an_unexpected_error_is_exit_70_with_a_request_to_report(tmp_path: Path)
     assert "please report" in proc.stderr
     assert "KeyError" in proc.stderr
     assert "sk-secret" not in proc.stderr + proc.stdout
+
+
+def test_the_current_month_is_an_open_period_and_fails(
+    demo_gateway: Gateway, tmp_path: Path
+) -> None:
+    month = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+    args = ("run", "--period", month, "--tz", "Asia/Shanghai", "--rules", demo.FILES.rules)
+    ran = run_cli(*args, "--out", tmp_path / "a", env=_env(demo_gateway))
+    assert ran.code == 1, ran.stderr  # an unfinished month cannot pass
+    assert "INCOMPLETE" in ran.stdout
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["open_period"]["open"] is True
+    assert summary["discrepancies"]["open_period"]["count"] == 1
+    ungated = run_cli(*args, "--fail-on", "never", "--out", tmp_path / "b", env=_env(demo_gateway))
+    assert ungated.code == 0
+    assert "INCOMPLETE" in ungated.stdout  # reported, never shown as a pass
+    assert "PASS" not in ungated.stdout
+
+
+def test_help_lists_exit_codes_settings_and_defaults() -> None:
+    ran = run_cli("run", "--help", env={"COLUMNS": "200"})
+    assert ran.code == 0
+    text = " ".join(ran.stdout.split())
+    for code in ("0 reconciled", "1 findings", "2 bad input", "3 the gateway", "70 an unexpected"):
+        assert code in text
+    for setting in (
+        "RECONCILE_BASE_URL",
+        "RECONCILE_API_KEYS",
+        "RECONCILE_TIMEZONE (default: UTC)",
+    ):
+        assert setting in text
+    assert "exclude each other" in text
+    assert "default: reports/<period>" in text
+    version = run_cli("--version")
+    assert version.code == 0
+    assert version.stdout.startswith("reconcile ")
+
+
+def test_quiet_prints_the_verdict_only_and_the_console_shows_money(
+    snapshot: Path, tmp_path: Path
+) -> None:
+    quiet = _rerun(snapshot, tmp_path / "q")  # _rerun passes --quiet
+    assert quiet.code == 1
+    assert quiet.stdout.splitlines()[0].startswith("FAIL  2026-10")
+    assert len(quiet.stdout.splitlines()) == 1
+    loud = run_cli(
+        "run",
+        "--from-snapshot",
+        snapshot,
+        "--rules",
+        demo.FILES.rules,
+        "--ledger",
+        demo.FILES.ledger,
+        "--out",
+        tmp_path / "l",
+    )
+    assert loud.code == 1
+    assert "USD 0.56784" in loud.stdout  # the demo's contract overcharge, in money
+    assert "8,341,006 quota" in loud.stdout
+
+
+def test_a_rerun_without_tz_uses_the_snapshots_time_zone(snapshot: Path, tmp_path: Path) -> None:
+    # the snapshot was fetched in Asia/Shanghai; no --tz and no RECONCILE_TIMEZONE here
+    ran = _rerun(snapshot, tmp_path / "r", "--period", "2026-10")
+    assert ran.code == 1, ran.stderr
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["period"]["timezone"] == "Asia/Shanghai"
+    wrong = _rerun(snapshot, tmp_path / "w", "--period", "2026-10", "--tz", "UTC")
+    assert wrong.code == 2
+    line = _one_error_line(wrong.stderr)
+    assert "Asia/Shanghai" in line
+    assert "UTC" in line
