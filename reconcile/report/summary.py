@@ -24,6 +24,14 @@ from reconcile.report.headline import SIGN_CONVENTION, Headline, compute_headlin
 from reconcile.report.totals import Count, Money, compute_totals, money_of
 
 SCHEMA_VERSION = 1
+#: The published JSON Schema of summary.json (shipped with the package; docs/summary.md).
+SCHEMA_FILE = Path(__file__).with_name("summary.schema.json")
+
+
+def summary_schema() -> dict[str, object]:
+    """The JSON Schema every summary.json validates against."""
+    schema: dict[str, object] = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    return schema
 
 
 def amount_text(amount: Decimal) -> str:
