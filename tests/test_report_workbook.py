@@ -368,3 +368,19 @@ def test_a_period_without_logs_still_gives_a_whole_workbook(tmp_path: Path) -> N
     assert {day.cell(row=r, column=3).value for r in range(2, 34)} == {0}
     assert wb["By model"].max_row == 2  # header and total
     assert _find(wb["Summary"], "PASS")
+
+
+def test_rules_sheet_states_prices_per_million_tokens_and_per_call(tmp_path: Path) -> None:
+    for currency, rate in (("USD", 1), ("CNY", Decimal("7.2"))):
+        wb = load_workbook(_write(tmp_path, make_result(currency=currency), f"{currency}.xlsx"))
+        ws = wb["Rules"]
+        header = [c.value for c in ws[_find(ws, "Match").row]]
+        assert header[1] == f"Input ({currency} per 1M tokens)"
+        glob = [c.value for c in ws[_find(ws, "gpt-4o*").row]]
+        # ratio 1.25 at 500,000 quota per USD: 1M tokens cost 2.50 USD, output 4x that
+        assert Decimal(str(glob[1])) == Decimal("2.5") * rate
+        assert Decimal(str(glob[2])) == Decimal(10) * rate
+        per_call = [c.value for c in ws[_find(ws, "'+1").row]]
+        assert per_call[1] is None
+        assert Decimal(str(per_call[5])) == Decimal("0.04") * rate
+    assert "USD (1 USD = 1 USD)" not in [str(v) for v in _values(ws)]
