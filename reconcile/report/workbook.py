@@ -13,6 +13,7 @@ has every row). Writing decides nothing: every figure comes from the RunResult.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from datetime import date
 from decimal import Decimal
@@ -34,7 +35,7 @@ from openpyxl.worksheet.pagebreak import Break
 from reconcile.core.money import exact_sum
 from reconcile.core.results import RunResult
 from reconcile.core.schema import CATEGORIES, OUTPUT_COLUMNS
-from reconcile.report import xlsx
+from reconcile.report import fastrows, xlsx
 from reconcile.report.rules_sheet import write_rules_sheet
 from reconcile.report.summary_sheet import write_summary_sheet
 from reconcile.report.tables import by_day, by_model, by_token, refunds_topups, unreadable_rows
@@ -121,24 +122,39 @@ def by_category_blocks(findings: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, 
     return grouped, starts
 
 
-def _findings_sheet(book: Book, title: str, findings: pd.DataFrame) -> xlsx.Table:
+def _findings_sheet(book: Book, title: str, findings: pd.DataFrame) -> None:
+    """Every finding once: header and sheet settings through openpyxl, the rows spliced in as
+    XML when the workbook is saved (fastrows: the sheet is most of a large report's cost)."""
     ws = book.sheet(DISCREPANCIES)
     layout = finding_layout()
+    columns = [c for _, c in layout]
     ws.sheet_properties.tabColor = "C62828"
-    table = write_table(
+    total = len(findings)
+    shown = xlsx.rows_fit(total)
+    write_table(
         book,
         ws,
         title,
-        [c for _, c in layout],
-        finding_rows(findings),
-        len(findings),
+        columns,
+        iter(()),
+        0,
         widths=column_widths(findings, [(c, f) for f, c in layout], minimum=8),
         elsewhere=FULL_CSV,
         freeze=FROZEN,
     )
-    last = max(table.last_row, xlsx.HEAD_ROWS)
+    last = xlsx.HEAD_ROWS + shown
+    ws.auto_filter.ref = f"A{xlsx.HEAD_ROWS}:{get_column_letter(len(columns))}{last}"
     ws.print_area = f"A1:{get_column_letter(PRINTED_COLUMNS)}{last}"
-    return table
+    rows = fastrows.xml_rows(book, ws, columns, finding_rows(findings), xlsx.HEAD_ROWS + 1, shown)
+    if shown < total:
+        note = (
+            f"Showing the first {shown:,} of {total:,} rows: a sheet holds at most "
+            f"{xlsx.SHEET_ROW_LIMIT:,} rows. {FULL_CSV}"
+        )
+        book.notes.append(f"Sheet '{ws.title}' is capped: {note}")
+        alert = fastrows.style_attr(book, ws, "alert")
+        rows = itertools.chain(rows, [fastrows.note_row(last + 1, note, alert)])
+    book.splices[ws.title] = rows
 
 
 def _frame_rows(df: pd.DataFrame, cols: Sequence[str]) -> Iterator[list[object]]:

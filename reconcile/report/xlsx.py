@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -173,6 +173,8 @@ class Book:
         props.title = title
         self._styles: dict[str, StyleArray] = {}
         self.notes: list[str] = []  # capped sheets, for the Summary's warnings
+        #: Sheet title -> `<row>` XML to splice into that sheet's data when saving (fastrows).
+        self.splices: dict[str, Iterator[str]] = {}
 
     def sheet(self, title: str) -> Any:
         return self.wb.create_sheet(title)
@@ -216,7 +218,13 @@ class Book:
         """Save with fixed document and zip entry dates, so equal inputs give equal bytes."""
         props = self.wb.properties
         props.created = props.modified = self.stamp
-        with _StampedZip(Path(path), self.stamp) as archive:
+        # openpyxl names a sheet's part by its position: xl/worksheets/sheet<N>.xml
+        splices = {
+            f"xl/worksheets/sheet{i}.xml": self.splices[ws.title]
+            for i, ws in enumerate(self.wb.worksheets, 1)
+            if ws.title in self.splices
+        }
+        with _StampedZip(Path(path), self.stamp, splices) as archive:
             ExcelWriter(self.wb, archive).save()
 
 
@@ -227,9 +235,12 @@ def quote_sheet(name: str) -> str:
 class _StampedZip(zipfile.ZipFile):
     """A ZipFile that stamps every entry with one fixed date and fixed permissions."""
 
-    def __init__(self, path: Path, stamp: datetime) -> None:
+    def __init__(
+        self, path: Path, stamp: datetime, splices: dict[str, Iterator[str]] | None = None
+    ) -> None:
         super().__init__(path, "w", zipfile.ZIP_DEFLATED, allowZip64=True)
         self._date_time = (stamp.year, stamp.month, stamp.day, stamp.hour, stamp.minute, 0)
+        self._splices = splices or {}
 
     def _info(self, name: str) -> zipfile.ZipInfo:
         info = zipfile.ZipInfo(name, date_time=self._date_time)
@@ -257,12 +268,34 @@ class _StampedZip(zipfile.ZipFile):
         compresslevel: int | None = None,
     ) -> None:
         name = arcname if arcname is not None else os.fspath(filename)
+        if name in self._splices:
+            self._write_spliced(filename, name, self._splices[name])
+            return
         size = os.path.getsize(filename)
         with (
             open(filename, "rb") as src,
             self.open(self._info(name), "w", force_zip64=size > zipfile.ZIP64_LIMIT) as dst,
         ):
             shutil.copyfileobj(src, dst, 1 << 20)
+
+    def _write_spliced(
+        self, filename: str | os.PathLike[str], name: str, rows: Iterator[str]
+    ) -> None:
+        """The sheet openpyxl wrote (header only) with `rows` inserted before </sheetData>."""
+        text = Path(filename).read_text(encoding="utf-8")
+        head, sep, tail = text.partition("</sheetData>")
+        if not sep:  # an empty <sheetData/>: openpyxl writes no rows at all
+            head, sep, tail = text.partition("<sheetData />")
+            head, sep = head + "<sheetData>", "</sheetData>"
+        with self.open(self._info(name), "w", force_zip64=True) as dst:
+            dst.write(head.encode("utf-8"))
+            chunk: list[str] = []
+            for row in rows:
+                chunk.append(row)
+                if len(chunk) >= 1000:
+                    dst.write("".join(chunk).encode("utf-8"))
+                    chunk.clear()
+            dst.write(("".join(chunk) + sep + tail).encode("utf-8"))
 
 
 # ---------------------------------------------------------------- tables
