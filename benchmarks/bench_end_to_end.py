@@ -149,7 +149,7 @@ def main() -> None:
         "match",
         lambda: [match_ledger(snap.logs, ledger, period, rules), unreadable_findings(ledger)],
     )
-    found = timed("finalize", lambda: findings.finalize([pricing.findings, *frames], rules))
+    found = timed("finalize", lambda: findings.finalize([pricing.findings, *frames], rules, ledger))
     result = RunResult(
         fetch=snap,
         rules=rules,

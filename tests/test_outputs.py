@@ -15,16 +15,17 @@ from reconcile.settings import ApiKey
 def test_a_failure_while_writing_leaves_the_earlier_report_untouched(tmp_path: Path) -> None:
     out = tmp_path / "2026-10"
     out.mkdir()
-    (out / "summary.json").write_text("earlier", encoding="utf-8")
+    (out / MARKER).write_text("", encoding="utf-8")  # an earlier report of this tool
+    (out / "report.txt").write_text("earlier", encoding="utf-8")
 
     def write_half_then_fail() -> None:
         with atomic_directory(out) as staging:
-            (staging / "summary.json").write_text("half", encoding="utf-8")
+            (staging / "report.txt").write_text("half", encoding="utf-8")
             raise RuntimeError("the workbook writer failed")
 
     with pytest.raises(RuntimeError):
         write_half_then_fail()
-    assert (out / "summary.json").read_text(encoding="utf-8") == "earlier"
+    assert (out / "report.txt").read_text(encoding="utf-8") == "earlier"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["2026-10"]
 
 
@@ -34,8 +35,8 @@ def test_a_complete_write_replaces_the_whole_directory(tmp_path: Path) -> None:
     (out / MARKER).write_text("", encoding="utf-8")
     (out / "stale.csv").write_text("old", encoding="utf-8")
     with atomic_directory(out) as staging:
-        (staging / "summary.json").write_text("new", encoding="utf-8")
-    assert sorted(p.name for p in out.iterdir()) == [MARKER, "summary.json"]
+        (staging / "report.txt").write_text("new", encoding="utf-8")
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "report.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
 
 

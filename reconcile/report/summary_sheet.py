@@ -181,21 +181,24 @@ def write_summary_sheet(
     # ------------------------------------------------------------ totals
     row(c(ws, "Gateway logs", "section"))
     header("", "Logs", "Quota", f"Amount ({cur})")
-    labels = {
-        "consume": "Consume (charged)",
-        "refund": "Refund (returned)",
-        "topup": "Topup (credit bought)",
-        "error": "Error (not spend)",
-    }
-    for name, label in labels.items():
+    for name, label, sign in (
+        ("consume", "Consume (charged)", 1),
+        ("refund", "Refund (returned, reduces spend)", -1),
+    ):
         t = totals.logs[name]
-        row(c(ws, label), quota(t.count), quota(t.quota), amount(t.quota))
+        row(c(ws, label), quota(t.count), quota(sign * t.quota), amount(sign * t.quota))
     row(
         c(ws, "Net spend (consume − refund)", "label"),
         None,
         quota(totals.net_spend, True),
         amount(totals.net_spend, True),
     )
+    for name, label in (
+        ("topup", "Topup (credit bought, apart from spend)"),
+        ("error", "Error (not spend)"),
+    ):
+        t = totals.logs[name]
+        row(c(ws, label), quota(t.count), quota(t.quota), amount(t.quota))
     blank()
 
     row(c(ws, "Charged vs contract vs ledger", "section"))
@@ -240,12 +243,16 @@ def write_summary_sheet(
             ]
         for name, gateway in pairs:
             b = totals.book_by_type[name]
-            gap = gateway - b.quota
+            sign = -1 if name == "refund" else 1  # refunds negative, as everywhere
+            gap = sign * (gateway - b.quota)
+            label = f"{kind.capitalize()}, {name} rows" + (
+                " (credit, apart from spend)" if name == "topup" else ""
+            )
             row(
-                c(ws, f"{kind.capitalize()}, {name} rows", "label" if name == "consume" else None),
+                c(ws, label, "label" if name == "consume" else None),
                 quota(b.count),
-                quota(b.quota, name == "consume"),
-                amount(b.quota, name == "consume"),
+                quota(sign * b.quota, name == "consume"),
+                amount(sign * b.quota, name == "consume"),
                 quota(gap, name == "consume"),
                 amount(gap, name == "consume"),
             )

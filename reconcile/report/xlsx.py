@@ -8,9 +8,6 @@ timestamps and fixed zip entry dates (zipfile stamps entries with the current ti
 
 from __future__ import annotations
 
-import os
-import shutil
-import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -28,6 +25,7 @@ from openpyxl.worksheet.hyperlink import Hyperlink
 from openpyxl.writer.excel import ExcelWriter
 
 from reconcile.report.safe import cell_text
+from reconcile.report.stamped_zip import StampedZip
 
 _NA: Final = pd.NA
 
@@ -224,78 +222,12 @@ class Book:
             for i, ws in enumerate(self.wb.worksheets, 1)
             if ws.title in self.splices
         }
-        with _StampedZip(Path(path), self.stamp, splices) as archive:
+        with StampedZip(Path(path), self.stamp, splices) as archive:
             ExcelWriter(self.wb, archive).save()
 
 
 def quote_sheet(name: str) -> str:
     return "'" + name.replace("'", "''") + "'"
-
-
-class _StampedZip(zipfile.ZipFile):
-    """A ZipFile that stamps every entry with one fixed date and fixed permissions."""
-
-    def __init__(
-        self, path: Path, stamp: datetime, splices: dict[str, Iterator[str]] | None = None
-    ) -> None:
-        super().__init__(path, "w", zipfile.ZIP_DEFLATED, allowZip64=True)
-        self._date_time = (stamp.year, stamp.month, stamp.day, stamp.hour, stamp.minute, 0)
-        self._splices = splices or {}
-
-    def _info(self, name: str) -> zipfile.ZipInfo:
-        info = zipfile.ZipInfo(name, date_time=self._date_time)
-        info.compress_type = zipfile.ZIP_DEFLATED
-        info.external_attr = 0o644 << 16
-        return info
-
-    def writestr(  # type: ignore[override]
-        self,
-        zinfo_or_arcname: str | zipfile.ZipInfo,
-        data: str | bytes,
-        compress_type: int | None = None,
-        compresslevel: int | None = None,
-    ) -> None:
-        info = zinfo_or_arcname
-        if not isinstance(info, zipfile.ZipInfo):
-            info = self._info(info)
-        super().writestr(info, data)
-
-    def write(  # type: ignore[override]
-        self,
-        filename: str | os.PathLike[str],
-        arcname: str | None = None,
-        compress_type: int | None = None,
-        compresslevel: int | None = None,
-    ) -> None:
-        name = arcname if arcname is not None else os.fspath(filename)
-        if name in self._splices:
-            self._write_spliced(filename, name, self._splices[name])
-            return
-        size = os.path.getsize(filename)
-        with (
-            open(filename, "rb") as src,
-            self.open(self._info(name), "w", force_zip64=size > zipfile.ZIP64_LIMIT) as dst,
-        ):
-            shutil.copyfileobj(src, dst, 1 << 20)
-
-    def _write_spliced(
-        self, filename: str | os.PathLike[str], name: str, rows: Iterator[str]
-    ) -> None:
-        """The sheet openpyxl wrote (header only) with `rows` inserted before </sheetData>."""
-        text = Path(filename).read_text(encoding="utf-8")
-        head, sep, tail = text.partition("</sheetData>")
-        if not sep:  # an empty <sheetData/>: openpyxl writes no rows at all
-            head, sep, tail = text.partition("<sheetData />")
-            head, sep = head + "<sheetData>", "</sheetData>"
-        with self.open(self._info(name), "w", force_zip64=True) as dst:
-            dst.write(head.encode("utf-8"))
-            chunk: list[str] = []
-            for row in rows:
-                chunk.append(row)
-                if len(chunk) >= 1000:
-                    dst.write("".join(chunk).encode("utf-8"))
-                    chunk.clear()
-            dst.write(("".join(chunk) + sep + tail).encode("utf-8"))
 
 
 # ---------------------------------------------------------------- tables
