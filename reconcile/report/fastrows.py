@@ -51,8 +51,13 @@ def xml_rows(
     rows: Iterator[Sequence[object]],
     first_row: int,
     limit: int,
+    widths: Sequence[float] = (),
 ) -> Iterator[str]:
     """`<row>` elements for at most `limit` rows, numbered from `first_row`.
+
+    A row whose wrapped text (`wrap` columns, `widths` in characters) needs more than one
+    line gets the height for it: spreadsheet programs do not size rows on opening a file,
+    and wrapped text in a one-line row overlaps the next.
 
     The styles are registered now, before the workbook's stylesheet is written; the rows are
     produced when the generator is read, while the sheet is saved.
@@ -61,7 +66,17 @@ def xml_rows(
     styles = [style_attr(book, ws, c.style) for c in columns]
     severity = {value: style_attr(book, ws, name) for value, name in SEVERITY_STYLES.items()}
     kinds = [c.kind for c in columns]
-    return _rows(letters, kinds, styles, severity, rows, first_row, limit)
+    wraps = [
+        (i, max(float(widths[i]) if i < len(widths) else 40.0, 8.0) / LINE_CHARS)
+        for i, c in enumerate(columns)
+        if c.kind == "wrap"
+    ]
+    return _rows(letters, kinds, styles, severity, rows, first_row, limit, wraps)
+
+
+#: Column width units per character of wrapped text (measured in LibreOffice), line height.
+LINE_CHARS = 0.85
+LINE_POINTS = 15
 
 
 def style_attr(book: Book, ws: Any, name: str | None) -> str:
@@ -79,6 +94,7 @@ def _rows(
     rows: Iterator[Sequence[object]],
     first_row: int,
     limit: int,
+    wraps: list[tuple[int, float]],
 ) -> Iterator[str]:
     n = first_row
     for written, row in enumerate(rows):
@@ -106,7 +122,13 @@ def _rows(
                 cells.append(f'<c r="{ref}"{style}><v>{value!r}</v></c>')
             else:
                 cells.append(_text_cell(ref, str(value), style))
-        yield f'<row r="{n}">{"".join(cells)}</row>'
+        lines = 1
+        for i, chars in wraps:
+            text = row[i] if i < len(row) else None
+            if isinstance(text, str):
+                lines = max(lines, -(-len(text) // int(chars)))
+        height = f' ht="{LINE_POINTS * min(lines, 8)}" customHeight="1"' if lines > 1 else ""
+        yield f'<row r="{n}"{height}>{"".join(cells)}</row>'
         n += 1
 
 

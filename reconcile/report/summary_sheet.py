@@ -14,7 +14,7 @@ from reconcile.report.summary import category_amounts, failing_counts
 from reconcile.report.totals import Money, compute_totals
 from reconcile.report.xlsx import Book, print_setup, set_widths
 
-WIDTHS = [44, 14, 16, 20, 24, 24, 66]
+WIDTHS = [48, 14, 16, 20, 24, 24, 80]
 
 
 def _period_text(result: RunResult) -> str:
@@ -101,7 +101,7 @@ def write_summary_sheet(
     blank()
 
     # ------------------------------------------------------------ headline
-    row(c(ws, "What to act on", "section"), c(ws, SIGN_CONVENTION, "note"))
+    row(c(ws, "What to act on", "section"))
     header("", "Logs / rows", "Quota", f"Amount ({cur})", "Action")
     over, under = headline.contract_over, headline.contract_under
     row(
@@ -161,6 +161,8 @@ def write_summary_sheet(
             "indent",
         ),
     )
+    for sentence in SIGN_CONVENTION.split("; "):
+        row(c(ws, sentence[:1].upper() + sentence[1:], "note"))
     blank()
     row(c(ws, "Period", "label"), c(ws, _period_text(result)))
     fetched = fetch.fetched_at.astimezone(result.period.tz).isoformat()
@@ -298,19 +300,18 @@ def write_summary_sheet(
             quota(q),
             c(ws, amounts.get(cat, Decimal(0)), "amount"),
             quota(failing.get(cat, 0)),
-            c(
-                ws,
-                f"{EXPLAIN.get(cat, '')}: {ACTION.get(cat, '')}" if n else EXPLAIN.get(cat, ""),
-                "wrap",
-            ),
+            c(ws, ACTION.get(cat, "") if n else EXPLAIN.get(cat, ""), "wrap" if n else "note"),
+            height=30 if n and len(ACTION.get(cat, "")) > 80 else None,
         )
-    total_q = sum(v["quota"] for v in counts.values())
+    # no total of money at stake: it would add categories that overlap (a log can be both
+    # a pricing mismatch and missing in the ledger) and mix top-ups with spend; the
+    # headline above has the figures that add up
     row(
         c(ws, "Total", "label"),
         None,
         quota(len(result.findings), True),
-        quota(total_q, True),
-        c(ws, sum(amounts.values(), Decimal(0)), "amount_bold"),
+        None,
+        None,
         quota(n_failing, True),
     )
     blank()

@@ -49,7 +49,7 @@ REVIEW_LAYOUT: list[tuple[str, str, str]] = [
     ("contract_diff_amount", "Gateway − contract", "amount_fine"),
     ("books_diff_amount", "Gateway − books", "amount_fine"),
     ("action", "Action", "wrap"),
-    ("explanation", "Explanation", "wrap"),
+    ("explanation", "Explanation", "text"),  # beyond the printed columns: one line
     ("diff_amount", "At stake", "amount_fine"),
     ("source", "Found by", "text"),
     ("request_id", "Request id", "text"),
@@ -66,7 +66,7 @@ REVIEW_LAYOUT: list[tuple[str, str, str]] = [
 PRINTED_COLUMNS = 13
 #: Left columns that stay in view while scrolling right: category and log id.
 FROZEN = "C2"
-_WIDTHS = {"action": 48.0, "explanation": 60.0, "created_at": 19.0, "severity": 9.0}
+_WIDTHS = {"action": 60.0, "explanation": 60.0, "created_at": 19.0, "severity": 9.0}
 
 
 def finding_layout() -> list[tuple[str, Column]]:
@@ -116,6 +116,7 @@ def _findings_sheet(book: Book, title: str, findings: pd.DataFrame) -> None:
     ws.sheet_properties.tabColor = "C62828"
     total = len(findings)
     shown = xlsx.rows_fit(total)
+    widths = table_sheets.column_widths(findings, [(c, f) for f, c in layout], minimum=8)
     write_table(
         book,
         ws,
@@ -123,14 +124,16 @@ def _findings_sheet(book: Book, title: str, findings: pd.DataFrame) -> None:
         columns,
         iter(()),
         0,
-        widths=table_sheets.column_widths(findings, [(c, f) for f, c in layout], minimum=8),
+        widths=widths,
         elsewhere=FULL_CSV,
         freeze=FROZEN,
     )
     last = xlsx.HEAD_ROWS + shown
     ws.auto_filter.ref = f"A{xlsx.HEAD_ROWS}:{get_column_letter(len(columns))}{last}"
     ws.print_area = f"A1:{get_column_letter(PRINTED_COLUMNS)}{last}"
-    rows = fastrows.xml_rows(book, ws, columns, finding_rows(findings), xlsx.HEAD_ROWS + 1, shown)
+    rows = fastrows.xml_rows(
+        book, ws, columns, finding_rows(findings), xlsx.HEAD_ROWS + 1, shown, widths
+    )
     if shown < total:
         note = (
             f"Showing the first {shown:,} of {total:,} rows: a sheet holds at most "
