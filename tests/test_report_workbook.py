@@ -384,3 +384,18 @@ def test_rules_sheet_states_prices_per_million_tokens_and_per_call(tmp_path: Pat
         assert per_call[1] is None
         assert Decimal(str(per_call[5])) == Decimal("0.04") * rate
     assert "USD (1 USD = 1 USD)" not in [str(v) for v in _values(ws)]
+
+
+def test_wrapped_actions_get_the_rows_height_they_need(book: Any) -> None:
+    ws = book["Discrepancies"]
+    fields = [f for f, _ in workbook_mod.finding_layout()]
+    action = fields.index("action") + 1
+    width = ws.column_dimensions[get_column_letter(action)].width
+    for r in range(2, ws.max_row + 1):
+        text = ws.cell(row=r, column=action).value or ""
+        height = ws.row_dimensions[r].height
+        if len(text) > width * 1.5:
+            assert height is not None
+            assert height >= 30, (r, text)  # two lines at least: never overlapping text
+        elif len(text) < width:
+            assert height is None  # one line: the default height
