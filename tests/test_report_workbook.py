@@ -389,13 +389,13 @@ def test_rules_sheet_states_prices_per_million_tokens_and_per_call(tmp_path: Pat
 def test_wrapped_actions_get_the_rows_height_they_need(book: Any) -> None:
     ws = book["Discrepancies"]
     fields = [f for f, _ in workbook_mod.finding_layout()]
-    action = fields.index("action") + 1
-    width = ws.column_dimensions[get_column_letter(action)].width
+    wrapped = [fields.index(f) + 1 for f in ("action", "explanation")]
+    widths = [ws.column_dimensions[get_column_letter(c)].width for c in wrapped]
     for r in range(2, ws.max_row + 1):
-        text = ws.cell(row=r, column=action).value or ""
+        texts = [ws.cell(row=r, column=c).value or "" for c in wrapped]
         height = ws.row_dimensions[r].height
-        if len(text) > width * 1.5:
+        if any(len(t) > w * 1.5 for t, w in zip(texts, widths, strict=True)):
             assert height is not None
-            assert height >= 30, (r, text)  # two lines at least: never overlapping text
-        elif len(text) < width:
+            assert height >= 30, (r, texts)  # two lines at least: never overlapping text
+        elif all(len(t) < w for t, w in zip(texts, widths, strict=True)):
             assert height is None  # one line: the default height

@@ -49,7 +49,7 @@ REVIEW_LAYOUT: list[tuple[str, str, str]] = [
     ("contract_diff_amount", "Gateway − contract", "amount_fine"),
     ("books_diff_amount", "Gateway − books", "amount_fine"),
     ("action", "Action", "wrap"),
-    ("explanation", "Explanation", "text"),  # beyond the printed columns: one line
+    ("explanation", "Explanation", "wrap"),
     ("diff_amount", "At stake", "amount_fine"),
     ("source", "Found by", "text"),
     ("request_id", "Request id", "text"),
@@ -66,7 +66,7 @@ REVIEW_LAYOUT: list[tuple[str, str, str]] = [
 PRINTED_COLUMNS = 13
 #: Left columns that stay in view while scrolling right: category and log id.
 FROZEN = "C2"
-_WIDTHS = {"action": 60.0, "explanation": 60.0, "created_at": 19.0, "severity": 9.0}
+_WIDTHS = {"action": 60.0, "explanation": 70.0, "created_at": 19.0, "severity": 9.0}
 
 
 def finding_layout() -> list[tuple[str, Column]]:
