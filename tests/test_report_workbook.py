@@ -241,6 +241,12 @@ def test_by_model_and_by_token_add_up(book: Any) -> None:
     header = [c.value for c in model[1]]
     col = header.index("Expected quota") + 1
     assert model.cell(row=model.max_row, column=col).value == result.pricing.expected_quota
+    # one sign convention: gateway minus books
+    charged, ledger, diff = (
+        header.index(h) for h in ("Charged quota", "Ledger quota", "Charged − ledger")
+    )
+    for row in model.iter_rows(min_row=2, values_only=True):
+        assert row[diff] == (row[charged] or 0) - (row[ledger] or 0)
 
 
 def test_rules_and_unreadable_rows_sheets(book: Any) -> None:

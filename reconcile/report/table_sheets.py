@@ -128,7 +128,7 @@ def by_model_sheet(book: Book, result: RunResult, money: Money) -> None:
         book_cols = [
             (Column("Ledger rows", "int"), "ledger_rows"),
             (Column("Ledger quota", "int"), "ledger"),
-            (Column("Ledger − charged", "int"), "book_diff"),
+            (Column("Charged − ledger", "int"), "book_diff"),
         ]
     spec = [
         (Column("Model"), "model_name"),
@@ -184,7 +184,7 @@ def by_day_sheet(book: Book, result: RunResult, money: Money) -> None:
     if has_book:
         spec += [
             (Column("Ledger quota", "int"), "ledger"),
-            (Column("Ledger − charged", "int"), "book_diff"),
+            (Column("Charged − ledger", "int"), "book_diff"),
         ]
     spec += [
         (Column(f"Charged ({cur})", "amount"), "charged_amount"),
