@@ -64,3 +64,31 @@ def test_redactor_scrubs_configured_keys_and_anything_shaped_like_one() -> None:
     assert key.secret.get_secret_value() not in text
     assert key.ref in text
     assert "Q" * 30 not in text
+
+
+@pytest.mark.parametrize(
+    ("errno_code", "reason"),
+    [
+        (28, "No space left on device"),
+        (30, "Read-only file system"),
+        (16, "Device or resource busy"),
+    ],
+)
+def test_an_os_error_while_writing_the_report_is_one_input_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, errno_code: int, reason: str
+) -> None:
+    from report_helpers import make_result
+
+    from reconcile import pipeline
+    from reconcile.report import workbook
+
+    def full_disk(*_: object) -> None:
+        raise OSError(errno_code, reason)
+
+    monkeypatch.setattr(workbook, "write_workbook", full_disk)
+    out = tmp_path / "2026-10"
+    with pytest.raises(InputError) as caught:
+        pipeline.write_report(make_result(), out)
+    assert str(caught.value) == f"{out}: --out: cannot write: {reason}"
+    assert caught.value.exit_code == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no half-written report left
