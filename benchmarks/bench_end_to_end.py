@@ -150,7 +150,7 @@ def main() -> None:
         "match",
         lambda: [match_ledger(snap.logs, ledger, period, rules), unreadable_findings(ledger)],
     )
-    found = timed("finalize", lambda: findings.finalize([pricing.findings, *frames], rules))
+    found = timed("finalize", lambda: findings.finalize([pricing.findings, *frames], rules, ledger))
     result = RunResult(
         fetch=snap,
         rules=rules,

@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from reconcile.books.invoice import load_invoice
 from reconcile.books.ledger import load_ledger
 from reconcile.books.problems import unreadable_findings
 from reconcile.core import findings as findings_mod
-from reconcile.core.atomic import atomic_directory, atomic_write_text
+from reconcile.core.atomic import atomic_directory, atomic_write_text, check_replaceable
 from reconcile.core.identity import with_unique_ids
 from reconcile.core.period import Period
 from reconcile.core.results import FetchResult, InputFile, Ledger, RunResult
@@ -93,10 +95,13 @@ def compute(
             request.period.start != snapshot.period.start
             or request.period.end != snapshot.period.end
         ):
+            asked = request.period
             raise InputError(
                 f"the snapshot holds {snapshot.period.label} "
-                f"({snapshot.period.start.isoformat()} to {snapshot.period.end.isoformat()}), "
-                "not the period asked for",
+                f"({snapshot.period.start.isoformat()} to {snapshot.period.end.isoformat()}, "
+                f"time zone {snapshot.period.timezone}), not the period asked for "
+                f"({asked.start.isoformat()} to {asked.end.isoformat()}, time zone "
+                f"{asked.timezone}); leave out --period and --tz to use the snapshot's",
                 file=request.from_snapshot,
                 field="--period",
             )
@@ -134,7 +139,16 @@ def compute(
             match_invoice(fetched.logs, invoice, period, rules),
             unreadable_findings(invoice),
         ]
-    found = findings_mod.finalize(frames, rules)
+    frames.append(findings_mod.open_period(period, fetched.fetched_at))
+    # a pricing finding shows the ledger line booking its log; by log_id only where the
+    # gateway's ids are the ledger's (with ids by position, ours are renumbered)
+    book = (
+        ledger
+        if fetched.id_scheme == "stable"
+        or (ledger is not None and ledger.match_key == "request_id")
+        else None
+    )
+    found = findings_mod.finalize(frames, rules, book)
     failed = findings_mod.reaches(found, request.fail_on)
     return RunResult(
         fetch=fetched,
@@ -156,8 +170,34 @@ def compute(
     )
 
 
-def write_report(result: RunResult, out_dir: Path, junit: Path | None = None) -> dict[str, Path]:
-    """Write every output into `out_dir` atomically; return what was written, by role."""
+@contextmanager
+def writing(path: Path, setting: str) -> Iterator[None]:
+    """Turn an OS error while writing an output (disk full, read-only, busy, no permission)
+    into one line naming the file and the option or setting that chose it (exit 2)."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise InputError(f"cannot write: {reason}", file=path, field=setting) from None
+
+
+def check_outputs(out_dir: Path, junit: Path | None = None) -> None:
+    """Before any work: refuse an --out that is not ours to replace, and a --junit directory."""
+    check_replaceable(out_dir, "--out")
+    if junit is not None and junit.is_dir():
+        raise InputError("is a directory, not a file", file=junit, field="--junit")
+
+
+def write_report(
+    result: RunResult,
+    out_dir: Path,
+    junit: Path | None = None,
+    summary: dict[str, object] | None = None,
+) -> dict[str, Path]:
+    """Write every output into `out_dir` atomically; return what was written, by role.
+
+    `summary`: build_summary(result), if the caller already has it.
+    """
     # imported here: `reconcile fetch` never writes a report and starts faster without
     # loading openpyxl and the report code
     from reconcile.report.csvfile import write_discrepancies_csv
@@ -172,8 +212,8 @@ def write_report(result: RunResult, out_dir: Path, junit: Path | None = None) ->
         "discrepancies": "discrepancies.csv",
         "snapshot": SNAPSHOT_DIR,
     }
-    summary = build_summary(result)
-    with atomic_directory(out_dir) as staging:
+    summary = summary if summary is not None else build_summary(result)
+    with writing(out_dir, "--out"), atomic_directory(out_dir, "--out") as staging:
         write_snapshot(result.fetch, staging / SNAPSHOT_DIR)
         write_discrepancies_csv(result.findings, staging / names["discrepancies"])
         write_workbook(result, staging / names["workbook"])
@@ -182,17 +222,21 @@ def write_report(result: RunResult, out_dir: Path, junit: Path | None = None) ->
         )
     written = {role: out_dir / name for role, name in names.items()}
     if junit is not None:
-        atomic_write_text(junit, render_junit(summary, result.findings))
+        with writing(junit, "--junit"):
+            atomic_write_text(junit, render_junit(summary, result.findings))
         written["junit"] = junit
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
-        with open(step_summary, "a", encoding="utf-8") as f:
+        with (
+            writing(Path(step_summary), "GITHUB_STEP_SUMMARY"),
+            open(step_summary, "a", encoding="utf-8") as f,
+        ):
             f.write(render_markdown(summary) + "\n")
     return written
 
 
 def write_fetch(result: FetchResult, out_dir: Path) -> Path:
     """`reconcile fetch`: store the snapshot only, atomically."""
-    with atomic_directory(out_dir) as staging:
+    with writing(out_dir, "--out"), atomic_directory(out_dir, "--out") as staging:
         write_snapshot(result, staging / SNAPSHOT_DIR)
     return out_dir / SNAPSHOT_DIR

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,8 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from jsonschema import Draft202012Validator, FormatChecker
 
 from reconcile.demo import run as demo
+from reconcile.report.summary import summary_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,3 +51,22 @@ def run_cli(*args: str | Path, env: dict[str, str] | None = None, cwd: Path | No
         check=False,
     )
     return Ran(proc.returncode, proc.stdout, proc.stderr)
+
+
+def summary_errors(summary: object) -> list[str]:
+    """Where `summary` breaks the published summary.json schema (empty: it is valid)."""
+    validator = Draft202012Validator(summary_schema(), format_checker=FormatChecker())
+    return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(summary)]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def every_summary_matches_the_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """After the suite: every summary.json any test wrote validates against the schema."""
+    yield
+    root = tmp_path_factory.getbasetemp()
+    bad = {}
+    for path in root.rglob("summary.json"):
+        errors = summary_errors(json.loads(path.read_text(encoding="utf-8")))
+        if errors:
+            bad[str(path)] = errors[:3]
+    assert not bad, bad

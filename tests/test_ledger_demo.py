@@ -14,6 +14,7 @@ from pathlib import Path
 from conftest import Gateway, run_cli
 from match_helpers import LEDGERS
 
+from reconcile.core.schema import OUTPUT_COLUMNS
 from reconcile.demo import run as demo
 
 ARGS = ("--period", "2026-10", "--tz", "Asia/Shanghai", "--rules", str(demo.FILES.rules))
@@ -41,7 +42,8 @@ def _check(out: Path, rows: int) -> None:
     assert summary["discrepancies"]["pricing_mismatch"]["count"] > 0  # the demo's own
     found = _findings(out)
     assert {f["source"] for f in found} == {"pricing"}
-    assert list(found[0])[-3:] == ["diff_amount", "currency", "matched_on"]
+    assert list(found[0]) == OUTPUT_COLUMNS  # matched_on added at the end
+    assert OUTPUT_COLUMNS[-1] == "matched_on"
     assert {f["matched_on"] for f in found} == {""}  # no ledger finding, so no key
 
 

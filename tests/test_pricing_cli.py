@@ -13,18 +13,18 @@ from pricing_helpers import GPT4O, at, log, other, serving, write_jsonl
 from reconcile.demo import run as demo
 
 KEY = "sk-pricingCliTest000000000000000000000000000000000"
-UTC_NOV = "2026-11"
+UTC_OCT = "2026-10"  # a month that has ended
 
 
 def _run(url: str, rules: Path, out: Path, *extra: str) -> Any:
     return run_cli(
-        "run", "--period", UTC_NOV, "--rules", rules, "--out", out, "--quiet", *extra,
+        "run", "--period", UTC_OCT, "--rules", rules, "--out", out, "--quiet", *extra,
         env={"RECONCILE_BASE_URL": url, "RECONCILE_API_KEYS": KEY},
     )  # fmt: skip
 
 
 def _logs(tmp_path: Path, rows: list[dict[str, Any]]) -> Path:
-    fixed = [{**r, "id": 1000 + i, "created_at": at("2026-11-05 10:00:00") + i} for i, r in
+    fixed = [{**r, "id": 1000 + i, "created_at": at("2026-10-05 10:00:00") + i} for i, r in
              enumerate(rows)]  # fmt: skip
     return write_jsonl(tmp_path / "logs.jsonl", fixed, KEY)
 
@@ -84,11 +84,11 @@ def test_pull_then_run_passes_an_honest_month_and_fails_an_overcharge(tmp_path: 
     pulled = tmp_path / "pulled.toml"
     with serving(_logs(tmp_path, honest)) as url:
         ran = run_cli("rules", "pull", "--base-url", url, "--out", pulled,
-                      "--effective-from", "2026-11-01")  # fmt: skip
+                      "--effective-from", "2026-10-01")  # fmt: skip
         assert ran.code == 0, ran.stderr
         text = pulled.read_text("utf-8")
         assert text.startswith(f"# Pulled by `reconcile rules pull` from {url}/api/pricing at ")
-        assert "effective_from = 2026-11-01" in text
+        assert "effective_from = 2026-10-01" in text
         assert run_cli("rules", "check", pulled).code == 0
         good = _run(url, pulled, tmp_path / "good")
     assert good.code == 0, good.stdout + good.stderr

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import pandas as pd
 
+from reconcile.core.money import exact_sum
 from reconcile.core.period import Period
 from reconcile.pricing.rules import Rules
 
@@ -98,7 +99,7 @@ class Ledger:
 
     @property
     def quota(self) -> int:
-        return int(self.rows["quota"].sum()) if len(self.rows) else 0
+        return exact_sum(self.rows["quota"]) if len(self.rows) else 0
 
 
 @dataclass(frozen=True)
