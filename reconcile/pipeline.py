@@ -60,6 +60,10 @@ def fetch_period(
     settings: Settings, period: Period, progress: ProgressHook | None = None
 ) -> FetchResult:
     """Fetch every configured key's logs for the period; the gateway must be set up."""
+    if settings.source == "database" or (settings.source is None and settings.log_dsn is not None):
+        from reconcile.sources.database import DatabaseSource
+
+        return DatabaseSource(settings).fetch(period, progress)
     if not settings.base_url:
         raise InputError("no gateway URL: set RECONCILE_BASE_URL", field="RECONCILE_BASE_URL")
     keys = settings.keys()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from database_helpers import PgServer, postgres_server
 
 from reconcile.demo import run as demo
 
@@ -26,6 +27,23 @@ class Gateway:
 def demo_gateway() -> Iterator[Gateway]:
     with demo.demo_gateway() as (url, keys):
         yield Gateway(url, keys)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PgServer]:
+    """A real PostgreSQL server on 127.0.0.1 for the session. Where it cannot start, the
+    tests skip locally but fail in CI (CI=true): there a missing server is a broken setup."""
+    try:
+        server = postgres_server()
+        running = server.__enter__()
+    except RuntimeError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL did not start: {exc}")
+        pytest.skip(f"PostgreSQL did not start: {exc}")
+    try:
+        yield running
+    finally:
+        server.__exit__(None, None, None)
 
 
 @dataclass(frozen=True)

@@ -146,9 +146,13 @@ def insert_sql(table: str, columns: tuple[str, ...], mark: str) -> str:
     return f'INSERT INTO "{table}" ({cols}) VALUES ({",".join([mark] * len(columns))})'
 
 
-def make_sqlite(path: Path, tables: Tables) -> Path:
-    """A new-api SQLite database file at `path` holding `tables`."""
+def make_sqlite(path: Path, tables: Tables | None) -> Path:
+    """A new-api SQLite database file at `path` holding `tables` (None: a database without
+    new-api's tables)."""
     with closing(sqlite3.connect(path)) as conn:
+        if tables is None:
+            conn.execute("CREATE TABLE unrelated (id integer)")
+            return path
         conn.executescript(SQLITE_DDL)
         conn.executemany(insert_sql("tokens", TOKEN_COLUMNS, "?"), tables.tokens)
         conn.executemany(insert_sql("logs", LOG_COLUMNS, "?"), tables.logs)
