@@ -281,10 +281,11 @@ class _Reader:
         where = [f"{q('created_at')} >= {db.param}", f"{q('created_at')} <= {db.param}"]
         self.params: list[Any] = []
         if scope.column:
-            where.append(f"{scope_col} IN ({','.join([db.param] * len(scope.refs))})")
+            marks = ",".join([db.param] * len(scope.refs))
+            where.append(f"{db.unindexed(scope.column)} IN ({marks})")
             self.params += list(scope.refs)
         if scope.user_id is not None:
-            where.append(f"{q('user_id')} = {db.param}")
+            where.append(f"{db.unindexed('user_id')} = {db.param}")
             self.params.append(scope.user_id)
         cond = " AND ".join(where)
         group = f" GROUP BY {scope_col}" if scope.column else ""

@@ -53,6 +53,10 @@ class LogDatabase:
     def quote(self, name: str) -> str:
         return f'"{name}"'
 
+    def unindexed(self, column: str) -> str:
+        """`column` in a WHERE clause that must not pick the index (see SqliteLogs)."""
+        return self.quote(column)
+
     def columns(self, table: str) -> set[str]:
         """The table's column names, lowercased; empty when there is no such table."""
         raise NotImplementedError
@@ -105,6 +109,13 @@ class SqliteLogs(LogDatabase):
             raise InputError(
                 f"{dsn.display}: not a readable SQLite database ({exc})", field=FIELD
             ) from None
+
+    def unindexed(self, column: str) -> str:
+        """SQLite's planner has no statistics in a database nobody ran ANALYZE on, and picks
+        the token_id (or user_id) index over created_at's: then every day's query scans all
+        of the token's rows (measured: 85 ms per day for 100,000 logs, growing with the
+        table). A unary + keeps it on the created_at index."""
+        return f"+{self.quote(column)}"
 
     def columns(self, table: str) -> set[str]:
         rows = self.query("SELECT name FROM pragma_table_info(?)", [table])
