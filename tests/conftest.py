@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from database_helpers import PgServer, postgres_server
+from database_helpers import MyServer, PgServer, mysql_server, postgres_server
 
 from reconcile.demo import run as demo
 
@@ -40,6 +40,22 @@ def postgres() -> Iterator[PgServer]:
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL did not start: {exc}")
         pytest.skip(f"PostgreSQL did not start: {exc}")
+    try:
+        yield running
+    finally:
+        server.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def mysql() -> Iterator[MyServer]:
+    """A real MariaDB server on 127.0.0.1 for the session; as `postgres`, fails in CI."""
+    try:
+        server = mysql_server()
+        running = server.__enter__()
+    except RuntimeError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"MariaDB did not start: {exc}")
+        pytest.skip(f"MariaDB did not start: {exc}")
     try:
         yield running
     finally:

@@ -1,9 +1,11 @@
-"""Real databases for the database source's tests: new-api's tables in SQLite and PostgreSQL.
+"""Real databases for the database source's tests: new-api's tables in SQLite, PostgreSQL and
+MySQL (MariaDB).
 
 The DDL is written from new-api's GORM structs (model/log.go `Log`, model/token.go `Token`)
 as GORM's SQLite and PostgreSQL dialects create them: the column names and types a real
 gateway's database has. `PgServer` runs a throwaway PostgreSQL server (Debian's `postgresql`
-package: initdb + pg_ctl) on 127.0.0.1 with a password, in a temporary directory.
+package: initdb + pg_ctl) on 127.0.0.1 with a password, in a temporary directory;
+`mysql_server` runs Debian's mariadbd the same way.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import socket
 import sqlite3
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -63,6 +66,25 @@ CREATE INDEX IF NOT EXISTS "idx_created_at_type" ON "logs" ("created_at","type")
 CREATE INDEX IF NOT EXISTS "idx_logs_token_id" ON "logs" ("token_id");
 CREATE INDEX IF NOT EXISTS "idx_logs_user_id" ON "logs" ("user_id");
 """
+
+MYSQL_DDL = [
+    """CREATE TABLE `tokens` (`id` bigint AUTO_INCREMENT,`user_id` bigint,`key` varchar(128),
+  `status` bigint DEFAULT 1,`name` varchar(191),`created_time` bigint,`accessed_time` bigint,
+  `expired_time` bigint DEFAULT -1,`remain_quota` bigint DEFAULT 0,`unlimited_quota` boolean,
+  `model_limits_enabled` boolean,`model_limits` text,`allow_ips` varchar(191) DEFAULT '',
+  `used_quota` bigint DEFAULT 0,`group` varchar(191) DEFAULT '',`deleted_at` datetime(3) NULL,
+  PRIMARY KEY (`id`),UNIQUE INDEX `idx_tokens_key` (`key`)) DEFAULT CHARSET=utf8mb4""",
+    """CREATE TABLE `logs` (`id` bigint AUTO_INCREMENT,`user_id` bigint,`created_at` bigint,
+  `type` bigint,`content` longtext,`username` varchar(191) DEFAULT '',
+  `token_name` varchar(191) DEFAULT '',`model_name` varchar(191) DEFAULT '',
+  `quota` bigint DEFAULT 0,`prompt_tokens` bigint DEFAULT 0,`completion_tokens` bigint DEFAULT 0,
+  `use_time` bigint DEFAULT 0,`is_stream` boolean,`channel_id` bigint,
+  `token_id` bigint DEFAULT 0,`group` varchar(191),`ip` varchar(191) DEFAULT '',
+  `request_id` varchar(64) DEFAULT '',`upstream_request_id` varchar(128) DEFAULT '',
+  `other` longtext,PRIMARY KEY (`id`),INDEX `idx_created_at_type` (`created_at`,`type`),
+  INDEX `idx_logs_token_id` (`token_id`),INDEX `idx_logs_user_id` (`user_id`))
+  DEFAULT CHARSET=utf8mb4""",
+]
 
 LOG_COLUMNS = (
     "id",
@@ -141,9 +163,9 @@ def demo_items(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def insert_sql(table: str, columns: tuple[str, ...], mark: str) -> str:
-    cols = ",".join(f'"{c}"' for c in columns)
-    return f'INSERT INTO "{table}" ({cols}) VALUES ({",".join([mark] * len(columns))})'
+def insert_sql(table: str, columns: tuple[str, ...], mark: str, q: str = '"') -> str:
+    cols = ",".join(f"{q}{c}{q}" for c in columns)
+    return f"INSERT INTO {q}{table}{q} ({cols}) VALUES ({','.join([mark] * len(columns))})"
 
 
 def make_sqlite(path: Path, tables: Tables | None) -> Path:
@@ -274,4 +296,89 @@ def postgres_server() -> Iterator[PgServer]:
         finally:
             run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
     finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------
+# MySQL (MariaDB)
+
+
+@dataclass(frozen=True)
+class MyServer:
+    """A running MariaDB server that checks no passwords (it has no grant tables)."""
+
+    host: str
+    port: int
+
+    def url(self, database: str) -> str:
+        return f"mysql://newapi:any-Pass-42@{self.host}:{self.port}/{database}"
+
+    def create_database(self, name: str, tables: Tables | None) -> str:
+        import pymysql
+
+        conn = pymysql.connect(host=self.host, port=self.port, user="root", autocommit=True)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+                cur.execute(f"CREATE DATABASE `{name}` DEFAULT CHARSET utf8mb4")
+                cur.execute(f"USE `{name}`")
+                if tables is not None:
+                    for ddl in MYSQL_DDL:
+                        cur.execute(ddl)
+                    tokens = insert_sql("tokens", TOKEN_COLUMNS, "%s", "`")
+                    cur.executemany(tokens, tables.tokens)
+                    cur.executemany(insert_sql("logs", LOG_COLUMNS, "%s", "`"), tables.logs)
+        finally:
+            conn.close()
+        return self.url(name)
+
+
+@contextmanager
+def mysql_server() -> Iterator[MyServer]:
+    """Debian's mariadbd (package mariadb-server-core) on 127.0.0.1 in a temporary directory,
+    without grant tables: the server-core package has no scripts to create them, and the
+    tests need a real server's SQL, types and cursors, not its accounts."""
+    binary = shutil.which("mariadbd") or shutil.which("mysqld")
+    for candidate in ("/usr/sbin/mariadbd", "/usr/sbin/mysqld"):
+        if binary is None and os.path.exists(candidate):
+            binary = candidate
+    if binary is None:
+        raise RuntimeError("MariaDB is not installed: apt-get install -y mariadb-server-core")
+    root = Path(tempfile.mkdtemp(prefix="reconcile-my-"))
+    (root / "data").mkdir()
+    port = _free_port()
+    cmd = [
+        binary,
+        "--no-defaults",
+        f"--datadir={root / 'data'}",
+        f"--socket={root / 'sock'}",
+        f"--port={port}",
+        "--bind-address=127.0.0.1",
+        "--skip-grant-tables",
+        "--skip-log-bin",
+        "--innodb-buffer-pool-size=32M",
+        f"--log-error={root / 'err.log'}",
+    ]
+    if os.geteuid() == 0:
+        cmd.append("--user=root")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            if proc.poll() is not None:
+                log = (root / "err.log").read_text(errors="replace")[-500:]
+                raise RuntimeError(f"mariadbd exited: {log}")
+            with closing(socket.socket()) as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError("mariadbd did not start listening within 10 s")
+        yield MyServer("127.0.0.1", port)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         shutil.rmtree(root, ignore_errors=True)

@@ -19,6 +19,7 @@ from conftest import Gateway
 from database_helpers import (
     LOG_COLUMNS,
     SQLITE_DDL,
+    MyServer,
     PgServer,
     Tables,
     demo_items,
@@ -35,7 +36,7 @@ from reconcile.errors import GatewayError, InputError
 from reconcile.settings import ApiKey, Settings
 from reconcile.sources import database
 from reconcile.sources.database import DatabaseSource
-from reconcile.sources.dbconn import PostgresLogs, SqliteLogs
+from reconcile.sources.dbconn import MysqlLogs, PostgresLogs, SqliteLogs
 from reconcile.sources.dsn import parse_dsn
 from reconcile.sources.engine import fetch_logs
 
@@ -69,13 +70,15 @@ def _tables() -> Tables:
 Backend = Callable[[Tables | None], str]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     """Makes a database holding the given tables; returns its RECONCILE_LOG_DSN."""
     if request.param == "sqlite":
         return lambda tables: f"sqlite://{make_sqlite(tmp_path / f'{next(_names)}.db', tables)}"
-    pg: PgServer = request.getfixturevalue("postgres")
-    return lambda tables: pg.create_database(f"newapi{next(_names)}", tables)
+    server: PgServer | MyServer = request.getfixturevalue(
+        "postgres" if request.param == "postgresql" else "mysql"
+    )
+    return lambda tables: server.create_database(f"newapi{next(_names)}", tables)
 
 
 def _settings(dsn: str, **kw: Any) -> Settings:
@@ -226,6 +229,25 @@ def test_postgres_session_is_read_only(postgres: PgServer) -> None:
             db.query("DELETE FROM logs", [])
     finally:
         db.close()
+
+
+def test_mysql_session_is_read_only(mysql: MyServer) -> None:
+    db = MysqlLogs(parse_dsn(mysql.create_database("readonly", _tables())))
+    try:
+        with pytest.raises(GatewayError, match="READ ONLY"):
+            db.query("DELETE FROM logs", [])
+        with db.snapshot(), pytest.raises(GatewayError, match="READ ONLY"):
+            db.query("DELETE FROM logs", [])
+    finally:
+        db.close()
+
+
+def test_unreachable_mysql_is_exit_3() -> None:
+    dsn = f"newapi:s3cret-pw@tcp(127.0.0.1:{_closed_port()})/newapi"
+    with pytest.raises(GatewayError) as info:
+        DatabaseSource(_settings(dsn, user_id=1)).fetch(PERIOD)
+    assert "cannot connect" in str(info.value)
+    assert "s3cret" not in str(info.value)
 
 
 def test_postgres_wrong_password_is_exit_2_and_never_shown(postgres: PgServer) -> None:

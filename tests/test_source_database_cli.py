@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from conftest import Gateway, run_cli
-from database_helpers import PgServer, demo_items, make_sqlite, tables_from_items
+from database_helpers import MyServer, PgServer, demo_items, make_sqlite, tables_from_items
 
 from reconcile.demo import run as demo
 
@@ -133,6 +133,21 @@ def test_postgres_through_the_cli(postgres: PgServer, tmp_path: Path) -> None:
     assert ran.code == 3
     assert "cannot connect" in _error_line(ran.stderr)
     assert postgres.password not in ran.stderr
+
+
+def test_mysql_in_new_apis_own_dsn_form(mysql: MyServer, tmp_path: Path) -> None:
+    """LOG_SQL_DSN as new-api takes it (go-sql-driver form), pasted as it is."""
+    tables = tables_from_items(demo_items(demo.FILES.logs), {})
+    mysql.create_database("clirun", tables)
+    dsn = f"newapi:pw-Q7@tcp({mysql.host}:{mysql.port})/clirun?charset=utf8mb4&parseTime=True"
+    env = {"RECONCILE_LOG_DSN": dsn, "RECONCILE_API_KEYS": ",".join(demo.demo_keys())}
+    ran = run_cli("run", *ARGS, "--ledger", demo.FILES.ledger, "--out", tmp_path / "my", env=env)
+    assert ran.code == 1, ran.stderr
+    summary = _summary(tmp_path / "my")
+    expected = json.loads(demo.FILES.expected.read_text(encoding="utf-8"))
+    assert summary["discrepancies"] == expected["discrepancies"]
+    assert summary["fetch"]["base_url"] == f"mysql://{mysql.host}:{mysql.port}/clirun"
+    assert "pw-Q7" not in ran.stderr + ran.stdout
 
 
 def test_source_setting_forces_the_database(tmp_path: Path, demo_gateway: Gateway) -> None:

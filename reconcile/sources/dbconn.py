@@ -1,4 +1,5 @@
-"""Read-only connections to a gateway's database: SQLite (stdlib) and PostgreSQL (psycopg).
+"""Read-only connections to a gateway's database: SQLite (stdlib), PostgreSQL (psycopg) and
+MySQL / MariaDB (PyMySQL).
 
 Each connection can do four things, which is all the database source needs: list a table's
 columns, run a small query, hold a consistent read-only snapshot for the length of one time
@@ -8,9 +9,9 @@ password: InputError (exit 2) when the setting is wrong (no such file, database 
 password), GatewayError (exit 3) when the database could not be read (unreachable, a query
 failed part-way).
 
-Read-only, twice over. SQLite is opened with `mode=ro` and `query_only`; PostgreSQL sessions
-are READ ONLY transactions at REPEATABLE READ, so a window's count and its rows come from one
-snapshot even while the gateway keeps writing.
+Read-only, twice over. SQLite is opened with `mode=ro` and `query_only`; PostgreSQL and MySQL
+sessions are READ ONLY transactions at REPEATABLE READ (MySQL: WITH CONSISTENT SNAPSHOT), so
+a window's count and its rows come from one snapshot even while the gateway keeps writing.
 """
 
 from __future__ import annotations
@@ -85,11 +86,7 @@ def connect(dsn: Dsn) -> LogDatabase:
         return SqliteLogs(dsn)
     if dsn.kind == "postgresql":
         return PostgresLogs(dsn)
-    raise InputError(
-        f"{dsn.display}: MySQL log databases are recognised but not read by this version; "
-        "read the logs through the gateway's API (RECONCILE_BASE_URL) instead",
-        field=FIELD,
-    )
+    return MysqlLogs(dsn)
 
 
 class SqliteLogs(LogDatabase):
@@ -200,6 +197,85 @@ class PostgresLogs(LogDatabase):
                 cur.execute(sql, params)
                 while rows := cur.fetchmany(size):
                     yield rows
+        except self._errors as exc:
+            raise self.failed("reading the logs failed", exc) from None
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+#: MySQL error codes meaning the setting is wrong: access denied, unknown database.
+_MYSQL_CONFIG_ERRORS = {1044, 1045, 1049, 1698}
+
+
+class MysqlLogs(LogDatabase):
+    param = "%s"
+    false = "0"
+
+    def __init__(self, dsn: Dsn) -> None:
+        super().__init__(dsn)
+        import pymysql  # only a MySQL read pays for importing the driver
+        import pymysql.cursors
+
+        self._errors: type[Exception] = pymysql.Error
+        self._streaming = pymysql.cursors.SSCursor
+        where: dict[str, Any] = (
+            {"unix_socket": dsn.unix_socket}
+            if dsn.unix_socket
+            else {"host": dsn.host, "port": dsn.port or 3306}
+        )
+        try:
+            self._conn = pymysql.connect(
+                **where,
+                user=dsn.user or None,
+                password=dsn.password,
+                database=dsn.database,
+                charset="utf8mb4",
+                connect_timeout=15,
+                autocommit=True,
+            )
+        except pymysql.Error as exc:
+            code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+            if code in _MYSQL_CONFIG_ERRORS:
+                detail = dsn.scrub(" ".join(str(exc.args[-1]).split()))
+                raise InputError(f"{dsn.display}: cannot log in: {detail}", field=FIELD) from None
+            raise self.failed("cannot connect", exc) from None
+        # every transaction of this session, autocommitted statements included, is read-only
+        self.query("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", [])
+
+    def quote(self, name: str) -> str:
+        return f"`{name}`"
+
+    def columns(self, table: str) -> set[str]:
+        rows = self.query(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = DATABASE() AND table_name = %s",
+            [table],
+        )
+        return {str(r[0]).lower() for r in rows}
+
+    def query(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        try:
+            with self._conn.cursor() as cur:
+                cur.execute(sql, list(params))
+                return list(cur.fetchall())
+        except self._errors as exc:
+            raise self.failed("a query failed", exc) from None
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        self.query("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY", [])
+        try:
+            yield
+        finally:
+            self.query("ROLLBACK", [])
+
+    def stream(self, sql: str, params: Sequence[Any], size: int) -> Iterator[list[Row]]:
+        try:
+            with self._conn.cursor(self._streaming) as cur:  # unbuffered: rows as they come
+                cur.execute(sql, list(params))
+                while rows := cur.fetchmany(size):
+                    yield list(rows)
         except self._errors as exc:
             raise self.failed("reading the logs failed", exc) from None
 

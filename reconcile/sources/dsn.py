@@ -9,6 +9,8 @@ Accepted forms (the URL forms, and what new-api itself takes in SQL_DSN / LOG_SQ
 
 new-api's `local` (its own SQLite file, wherever SQLITE_PATH put it) names no file we can
 find, and ClickHouse log databases are not read: both are refused with what to write instead.
+Go-form parameters (charset, parseTime, loc, …) are accepted and ignored: the reader sets
+what it needs.
 
 The password never leaves this module except to the driver: `Dsn.display` is what reports,
 snapshots and errors name (scheme, host, port, database or file; no user, no password), and
