@@ -39,12 +39,13 @@ import pyarrow as pa
 
 from reconcile.core.period import Period
 from reconcile.core.results import FetchResult, WindowRecord
-from reconcile.core.schema import LOG_DTYPES, TYPE_NAMES
+from reconcile.core.schema import TYPE_NAMES
 from reconcile.errors import GatewayError, InputError
 from reconcile.settings import ApiKey, Settings
 from reconcile.sources.dbconn import LogDatabase, connect
+from reconcile.sources.dbframe import COLUMNS, OPTIONAL, POOL, chunk_columns, logs_frame
 from reconcile.sources.dsn import FIELD, parse_dsn
-from reconcile.sources.engine import LIVE_MARGIN, _logs_frame
+from reconcile.sources.engine import LIVE_MARGIN
 from reconcile.sources.progress import FetchProgress, ProgressHook
 
 log = logging.getLogger(__name__)
@@ -53,27 +54,6 @@ CHUNK_ROWS = 20_000  # rows per fetch from the cursor: a few MB of Python object
 MAX_ATTEMPTS = 3  # reads of one day before its count and rows are declared inconsistent
 ALL = "*"  # RECONCILE_TOKEN_NAMES=* : every log in the table
 
-#: logs columns read, in LOG_DTYPES terms: (our name, the table's column, default for NULL).
-#: `request_id` is absent from older versions' tables and then read as "".
-_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("id", "id", ""),
-    ("created_at", "created_at", ""),
-    ("type", "type", ""),
-    ("token_name", "token_name", "''"),
-    ("username", "username", "''"),
-    ("model_name", "model_name", "''"),
-    ("group", "group", "''"),
-    ("quota", "quota", "0"),
-    ("prompt_tokens", "prompt_tokens", "0"),
-    ("completion_tokens", "completion_tokens", "0"),
-    ("use_time", "use_time", "0"),
-    ("is_stream", "is_stream", "FALSE"),
-    ("channel", "channel_id", "0"),
-    ("request_id", "request_id", "''"),
-    ("content", "content", "''"),
-    ("other", "other", "''"),
-)
-_OPTIONAL = {"request_id"}
 _KEPT_TYPES = np.array(sorted(TYPE_NAMES), dtype=np.int64)
 
 
@@ -123,7 +103,7 @@ class DatabaseSource:
                 field=FIELD,
             )
         scope = self._scope(db)
-        needed = {c for _, c, _ in _COLUMNS} - _OPTIONAL
+        needed = {c for _, c, _ in COLUMNS} - OPTIONAL
         needed |= {scope.column} if scope.column else set()
         needed |= {"user_id"} if scope.user_id is not None else set()
         missing = sorted(needed - present)
@@ -140,8 +120,7 @@ class DatabaseSource:
         for start, stop in days:
             reader.window(start, stop)
         reader.tally(keys_done=len(scope.key_refs))
-        logs, others = _logs_frame(reader.chunks)
-        reader.chunks.clear()
+        logs = logs_frame(reader.chunks)
         ids = logs["id"].to_numpy()
         if len(np.unique(ids)) != len(ids):
             raise GatewayError(
@@ -162,7 +141,7 @@ class DatabaseSource:
             key_refs=scope.key_refs,
             fetched_at=fetched_at,
             base_url=self._dsn.display,
-            other_types=others + reader.other_types,
+            other_types=reader.other_types,
             source=self.name,
             id_scheme="stable",
         )
@@ -269,7 +248,7 @@ class _Reader:
         self.other_types = 0
         q = db.quote
         exprs = []
-        for _, column, default in _COLUMNS:
+        for _, column, default in COLUMNS:
             if column not in present:
                 exprs.append(default)
             elif default:
@@ -341,7 +320,7 @@ class _Reader:
         ref_of = self.ref_of()
         for rows in self.db.stream(self.rows_sql, [start, end, *self.params], CHUNK_ROWS):
             pages += 1
-            chunk, refs = _chunk(rows, ref_of, self.db.dsn.display)
+            chunk, refs = chunk_columns(rows, ref_of, self.db.dsn.display)
             read.update(refs)
             chunks.append(chunk)
             self.tally(pages=1)
@@ -355,59 +334,10 @@ class _Reader:
             self.other_types += int((~kept).sum())
             index = np.flatnonzero(kept)
             chunk = {
-                name: col.take(pa.array(index)) if isinstance(col, pa.Array) else col[index]
+                name: col.take(pa.array(index), memory_pool=POOL)
+                if isinstance(col, pa.Array)
+                else col[index]
                 for name, col in chunk.items()
             }
         if len(chunk["id"]):
             self.chunks.append(chunk)
-
-
-def _chunk(
-    rows: list[tuple[Any, ...]], ref_of: Callable[[Any], str], where: str
-) -> tuple[dict[str, Any], Counter[str]]:
-    """One fetch of rows as LOG_DTYPES columns (NumPy for numbers, Arrow for text), and how
-    many rows each key ref got."""
-    columns = list(zip(*rows, strict=True))
-    out: dict[str, Any] = {}
-    for i, (name, _, _) in enumerate(_COLUMNS):
-        out[name] = _array(name, columns[i], where)
-    refs = [ref_of(v) for v in columns[len(_COLUMNS)]]
-    out["key_ref"] = pa.array(refs, type=pa.large_string())
-    return {name: out[name] for name in LOG_DTYPES}, Counter(refs)
-
-
-def _array(name: str, values: tuple[Any, ...], where: str) -> Any:
-    """A column as read, fast when the driver gave the expected types (it nearly always does);
-    anything else goes through _slow_array, which never truncates a number silently."""
-    dtype = LOG_DTYPES[name]
-    try:
-        if dtype == "string":
-            return pa.array(values, type=pa.large_string())
-        arr = np.array(values)
-        if dtype == "bool" and arr.dtype.kind == "b":
-            return arr
-        if arr.dtype.kind in "iu":
-            return arr != 0 if dtype == "bool" else arr.astype(np.int64, copy=False)
-    except (pa.ArrowException, TypeError, ValueError, OverflowError):
-        pass
-    return _slow_array(name, dtype, values, where)
-
-
-def _slow_array(name: str, dtype: str, values: tuple[Any, ...], where: str) -> Any:
-    """A column holding values of unexpected types (SQLite keeps what it is given)."""
-    if dtype == "string":
-        return pa.array(["" if v is None else str(v) for v in values], type=pa.large_string())
-    if dtype == "bool":
-        return np.array([str(v).strip().lower() in ("1", "true", "t") for v in values], bool)
-    out = []
-    for v in values:
-        whole = isinstance(v, float) and v.is_integer()
-        if isinstance(v, int | bool) or whole or (isinstance(v, str) and _integral(v)):
-            out.append(int(v))
-        else:
-            raise GatewayError(f"log database {where}: a log's `{name}` is not an integer: {v!r}")
-    return np.array(out, dtype=np.int64)
-
-
-def _integral(text: str) -> bool:
-    return text.strip().lstrip("+-").isdigit()
