@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from reconcile.core.period import Period
 from reconcile.core.results import FetchResult, WindowRecord
@@ -332,11 +333,11 @@ class _Reader:
         kept = np.isin(chunk["type"], _KEPT_TYPES)
         if not kept.all():
             self.other_types += int((~kept).sum())
-            index = np.flatnonzero(kept)
+            index = pa.array(np.flatnonzero(kept))
             chunk = {
-                name: col.take(pa.array(index), memory_pool=POOL)
+                name: pc.take(col, index, memory_pool=POOL)
                 if isinstance(col, pa.Array)
-                else col[index]
+                else col[kept]
                 for name, col in chunk.items()
             }
         if len(chunk["id"]):
