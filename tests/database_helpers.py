@@ -375,10 +375,6 @@ def mysql_server() -> Iterator[MyServer]:
             raise RuntimeError("mariadbd did not start listening within 10 s")
         yield MyServer("127.0.0.1", port)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        proc.kill()  # a throwaway server: nothing to flush, and a clean shutdown takes seconds
+        proc.wait()
         shutil.rmtree(root, ignore_errors=True)
