@@ -333,3 +333,55 @@ def test_sqlite_reads_each_day_through_the_created_at_index(tmp_path: Path) -> N
     assert plans
     assert all("idx_logs_token_id" not in p for p in plans)
     assert any("idx_created_at_type" in p for p in plans)
+
+
+@pytest.mark.parametrize("server", ["postgres", "mysql"])
+def test_a_log_written_during_the_read_is_not_half_seen(
+    request: pytest.FixtureRequest, server: str
+) -> None:
+    """The gateway keeps writing while a day is read: its count and its rows come from one
+    snapshot, so a log inserted between them is neither counted nor read (it belongs to a
+    later run), and no day has to be read twice."""
+    live: PgServer | MyServer = request.getfixturevalue(server)
+    name = f"live{next(_names)}"
+    dsn = live.create_database(name, _tables())
+    cls = PostgresLogs if server == "postgres" else MysqlLogs
+    real = cls.stream
+    inserted: list[int] = []
+
+    def insert_then_stream(self: Any, sql: str, params: Any, size: int) -> Any:
+        start = int(params[0])
+        if not inserted and start == PERIOD.start_ts:  # after the day was counted
+            _insert_log(live, name, 999_999, start + 10)
+            inserted.append(999_999)
+        return real(self, sql, params, size)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cls, "stream", insert_then_stream)
+        got = DatabaseSource(_settings(dsn, token_names="*")).fetch(PERIOD)
+    assert inserted
+    assert 999_999 not in set(got.logs["id"])
+    assert all(w.attempts == 1 and w.total == w.ids for w in got.windows)
+    again = DatabaseSource(_settings(dsn, token_names="*")).fetch(PERIOD)
+    assert 999_999 in set(again.logs["id"])
+
+
+def _insert_log(server: PgServer | MyServer, database: str, log_id: int, ts: int) -> None:
+    """One consume log written through a connection of its own, committed at once."""
+    sql = "INSERT INTO logs (id, user_id, created_at, type, quota) VALUES (%s, 1, %s, 2, 7)"
+    if isinstance(server, PgServer):
+        import psycopg
+
+        with psycopg.connect(server.url(database), autocommit=True) as conn:
+            conn.execute(sql, [log_id, ts])
+    else:
+        import pymysql
+
+        conn = pymysql.connect(
+            host=server.host, port=server.port, user="root", database=database, autocommit=True
+        )
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, [log_id, ts])
+        finally:
+            conn.close()
