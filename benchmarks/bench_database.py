@@ -1,7 +1,7 @@
 """Reading a month of logs from new-api's SQLite database: the database source against the
 naive read, time and peak memory side by side.
 
-    ./dev python benchmarks/bench_database.py [--rows 1000000,5000000] [--keep DIR]
+    ./dev python benchmarks/bench_database.py [--rows 1000000,5000000] [--keep DIR] [--postgres]
 
 Builds a SQLite file per size with new-api's `tokens` and `logs` tables (the tests' DDL) and
 N consume logs of one token spread over October 2026, with the text a real gateway writes
@@ -11,7 +11,9 @@ peak resident memory (ru_maxrss) is its own:
   - naive:  pandas.read_sql of the period's rows in one query, then the same LOG_DTYPES
             frame (what one would write without the source: every row as Python objects at
             once, then converted).
-Both must return the same number of logs; the figures go to benchmarks/README.md.
+With --postgres the same rows are also copied into a throwaway PostgreSQL server (the tests'
+`postgres_server`) and read both ways from there. Both methods must return the same number of
+logs; the figures go to benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -33,7 +35,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from database_helpers import LOG_COLUMNS, SQLITE_DDL, insert_sql  # noqa: E402
+from database_helpers import (  # noqa: E402
+    LOG_COLUMNS,
+    POSTGRES_DDL,
+    SQLITE_DDL,
+    insert_sql,
+    postgres_server,
+)
 
 KEY = "sk-benchBenchBenchBenchBenchBenchBenchBench0000000000"
 START = 1790784000  # 2026-10-01T00:00:00Z
@@ -88,7 +96,24 @@ def build(path: Path, n: int, seed: int = 11) -> None:
             conn.commit()
 
 
-def measure(method: str, db: Path) -> dict[str, Any]:
+def copy_to_postgres(sqlite_db: Path, url: str) -> None:
+    """The SQLite file's tokens and logs into a fresh PostgreSQL database at `url`."""
+    import psycopg
+
+    with closing(sqlite3.connect(sqlite_db)) as src, psycopg.connect(url) as dst:
+        dst.execute(POSTGRES_DDL)
+        dst.execute(
+            "INSERT INTO tokens (id, user_id, key, name) VALUES (1, 1, %s, 'prod')",
+            [KEY.removeprefix("sk-")],
+        )
+        cols = ",".join(f'"{c}"' for c in LOG_COLUMNS)
+        with dst.cursor().copy(f"COPY logs ({cols}) FROM STDIN") as copy:
+            for row in src.execute(f"SELECT {cols} FROM logs"):
+                copy.write_row((*row[:12], bool(row[12]), *row[13:]))
+        dst.execute("ANALYZE logs")
+
+
+def measure(method: str, dsn: str) -> dict[str, Any]:
     """Run in a child process: read the period one way; time, rows and this process's peak."""
     from pydantic import SecretStr
 
@@ -100,20 +125,30 @@ def measure(method: str, db: Path) -> dict[str, Any]:
     if method == "source":
         from reconcile.sources.database import DatabaseSource
 
-        settings = Settings(log_dsn=SecretStr(f"sqlite://{db}"), api_keys=SecretStr(KEY))
+        settings = Settings(log_dsn=SecretStr(dsn), api_keys=SecretStr(KEY))
         rows = len(DatabaseSource(settings).fetch(period).logs)
     else:
+        import warnings
+
         import pandas as pd
 
         from reconcile.core.schema import LOG_DTYPES
 
-        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-            df = pd.read_sql(
-                "SELECT * FROM logs WHERE token_id = 1 AND created_at >= ? AND created_at < ? "
-                "ORDER BY created_at, id",
-                conn,
-                params=[period.start_ts, period.end_ts],
-            )
+        sql = (
+            "SELECT * FROM logs WHERE token_id = 1 AND created_at >= {0} AND created_at < {0} "
+            "ORDER BY created_at, id"
+        )
+        bounds = [period.start_ts, period.end_ts]
+        if dsn.startswith("sqlite:"):
+            path = dsn.removeprefix("sqlite://")
+            with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+                df = pd.read_sql(sql.format("?"), conn, params=bounds)
+        else:
+            import psycopg
+
+            with psycopg.connect(dsn) as conn, warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # pandas prefers SQLAlchemy; it works without
+                df = pd.read_sql(sql.format("%s"), conn, params=bounds)
         df = df.rename(columns={"channel_id": "channel"}).assign(key_ref="key")
         rows = len(df[list(LOG_DTYPES)].astype(LOG_DTYPES))
     seconds = time.perf_counter() - started
@@ -121,9 +156,9 @@ def measure(method: str, db: Path) -> dict[str, Any]:
     return {"method": method, "rows": rows, "seconds": seconds, "peak_mb": peak_mb}
 
 
-def child(method: str, db: Path) -> dict[str, Any]:
+def child(method: str, dsn: str) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, __file__, "--measure", method, "--db", str(db)],
+        [sys.executable, __file__, "--measure", method, "--dsn", dsn],
         capture_output=True,
         text=True,
         check=True,
@@ -132,21 +167,35 @@ def child(method: str, db: Path) -> dict[str, Any]:
     return result
 
 
+def report(n: int, kind: str, dsn: str) -> None:
+    results = [child("source", dsn), child("naive", dsn)]
+    if len({r["rows"] for r in results}) != 1:
+        raise SystemExit(f"the methods disagree: {results}")
+    for r in results:
+        print(
+            f"{n:>10,} {kind:<10} {r['method']:<7} {r['seconds']:>8.1f} "
+            f"{r['rows'] / r['seconds']:>10,.0f} {r['peak_mb']:>7,.0f}"
+        )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", default="1000000,5000000", help="comma-separated sizes")
     ap.add_argument("--keep", type=Path, help="keep (and reuse) the database files here")
+    ap.add_argument("--postgres", action="store_true", help="also read them from PostgreSQL")
     ap.add_argument("--measure", help=argparse.SUPPRESS)
-    ap.add_argument("--db", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--dsn", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.measure:
-        print(json.dumps(measure(args.measure, args.db)))
+        print(json.dumps(measure(args.measure, args.dsn)))
         return 0
     sizes = [int(s) for s in args.rows.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         where = args.keep or Path(tmp)
         where.mkdir(parents=True, exist_ok=True)
-        print(f"{'rows':>10} {'method':<7} {'seconds':>8} {'rows/s':>10} {'peak MB':>8}")
+        print(
+            f"{'rows':>10} {'database':<10} {'method':<7} {'seconds':>8} {'rows/s':>10} {'MB':>7}"
+        )
         for n in sizes:
             db = where / f"logs-{n}.db"
             if not db.exists():
@@ -154,14 +203,14 @@ def main() -> int:
                 build(db, n)
                 size_mb = db.stat().st_size / 2**20
                 print(f"# built {db.name}: {size_mb:,.0f} MB in {time.perf_counter() - t0:.0f}s")
-            results = [child("source", db), child("naive", db)]
-            if len({r["rows"] for r in results}) != 1:
-                raise SystemExit(f"the methods disagree: {results}")
-            for r in results:
-                print(
-                    f"{n:>10,} {r['method']:<7} {r['seconds']:>8.1f} "
-                    f"{r['rows'] / r['seconds']:>10,.0f} {r['peak_mb']:>8,.0f}"
-                )
+            report(n, "sqlite", f"sqlite://{db}")
+            if args.postgres:
+                with postgres_server() as pg:
+                    url = pg.url("postgres")
+                    t0 = time.perf_counter()
+                    copy_to_postgres(db, url)
+                    print(f"# copied to PostgreSQL in {time.perf_counter() - t0:.0f}s")
+                    report(n, "postgresql", url)
     return 0
 
 

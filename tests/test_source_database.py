@@ -149,6 +149,8 @@ def test_star_reads_every_log_and_no_scope_is_refused(backend: Backend) -> None:
     keyed = DatabaseSource(_settings(dsn, api_keys=_keys(demo.demo_keys()))).fetch(PERIOD)
     assert len(everything.logs) == len(keyed.logs) + 5
     assert everything.key_refs == ["all"]
+    with pytest.raises(InputError, match="give it alone"):
+        DatabaseSource(_settings(dsn, token_names="prod-chatbot,*")).fetch(PERIOD)
     with pytest.raises(InputError) as info:
         DatabaseSource(_settings(dsn)).fetch(PERIOD)
     assert info.value.exit_code == 2
@@ -162,6 +164,10 @@ def test_an_unknown_key_is_a_configuration_error_that_hides_the_key(backend: Bac
     with pytest.raises(InputError) as info:
         DatabaseSource(_settings(dsn, api_keys=SecretStr(wrong))).fetch(PERIOD)
     assert ApiKey.of(wrong).ref in str(info.value)
+    # a real key in the wrong case is not that key, even where the collation ignores case
+    swapped = "sk-" + demo.demo_keys()[0][3:].swapcase()
+    with pytest.raises(InputError, match=ApiKey.of(swapped).ref):
+        DatabaseSource(_settings(dsn, api_keys=SecretStr(swapped))).fetch(PERIOD)
     assert wrong not in str(info.value)
     assert wrong[3:] not in str(info.value)
 

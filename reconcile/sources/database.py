@@ -154,6 +154,11 @@ class DatabaseSource:
         user = settings.user_id
         if keys:
             return _key_scope(db, keys, self._dsn.display)
+        if ALL in names and len(names) > 1:
+            raise InputError(
+                "`*` reads every log; give it alone, or give token names",
+                field="RECONCILE_TOKEN_NAMES",
+            )
         if names == [ALL]:
             if user is not None:
                 return Scope([f"user-{user}"], user_id=user, description=f"user {user}")
@@ -191,7 +196,8 @@ def _key_scope(db: LogDatabase, keys: list[ApiKey], where: str) -> Scope:
         f"SELECT id, {db.quote('key')} FROM tokens WHERE {db.quote('key')} IN ({marks})",  # noqa: S608 (placeholders only)
         list(bare),
     )
-    refs = {int(token_id): bare[str(key)].ref for token_id, key in rows}
+    # exact matches only: MySQL's default collation would also return a key differing in case
+    refs = {int(token_id): bare[str(key)].ref for token_id, key in rows if str(key) in bare}
     unknown = [k.ref for k in keys if k.ref not in refs.values()]
     if unknown:
         raise InputError(
