@@ -1,4 +1,5 @@
-"""Shared fixtures: the demo gateway on 127.0.0.1 and a way to run the CLI as a user would."""
+"""Shared fixtures: the demo gateway and database servers on 127.0.0.1, and a way to run the CLI
+as a user would."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from database_helpers import MyServer, PgServer, mysql_server, postgres_server
@@ -15,6 +18,7 @@ from database_helpers import MyServer, PgServer, mysql_server, postgres_server
 from reconcile.demo import run as demo
 
 ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -31,31 +35,25 @@ def demo_gateway() -> Iterator[Gateway]:
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PgServer]:
-    """A real PostgreSQL server on 127.0.0.1 for the session. Where it cannot start, the
-    tests skip locally but fail in CI (CI=true): there a missing server is a broken setup."""
-    try:
-        server = postgres_server()
-        running = server.__enter__()
-    except RuntimeError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL did not start: {exc}")
-        pytest.skip(f"PostgreSQL did not start: {exc}")
-    try:
-        yield running
-    finally:
-        server.__exit__(None, None, None)
+    """A real PostgreSQL server on 127.0.0.1 for the session (Debian's postgresql)."""
+    yield from _started(postgres_server(), "PostgreSQL")
 
 
 @pytest.fixture(scope="session")
 def mysql() -> Iterator[MyServer]:
-    """A real MariaDB server on 127.0.0.1 for the session; as `postgres`, fails in CI."""
+    """A real MariaDB server on 127.0.0.1 for the session (Debian's mariadb-server-core)."""
+    yield from _started(mysql_server(), "MariaDB")
+
+
+def _started(server: AbstractContextManager[T], name: str) -> Iterator[T]:
+    """Where a server cannot start, its tests skip locally but fail in CI (CI=true): there a
+    missing server is a broken setup, not a reason to test less."""
     try:
-        server = mysql_server()
         running = server.__enter__()
     except RuntimeError as exc:
         if os.environ.get("CI"):
-            pytest.fail(f"MariaDB did not start: {exc}")
-        pytest.skip(f"MariaDB did not start: {exc}")
+            pytest.fail(f"{name} did not start: {exc}")
+        pytest.skip(f"{name} did not start: {exc}")
     try:
         yield running
     finally:
