@@ -143,6 +143,17 @@ def test_scope_by_token_name_and_user(backend: Backend) -> None:
     assert set(mine.logs["id"]) < set(user.logs["id"])
 
 
+def test_token_names_as_mysql_compares_them(mysql: MyServer) -> None:
+    """MySQL's default collation matches names ignoring case, as new-api's own token_name
+    filter then does; the rows are tagged with the name as configured."""
+    dsn = mysql.create_database(f"names{next(_names)}", _tables())
+    exact = DatabaseSource(_settings(dsn, token_names="prod-chatbot,batch-analytics")).fetch(PERIOD)
+    loose = DatabaseSource(_settings(dsn, token_names="PROD-chatbot,batch-analytics")).fetch(PERIOD)
+    assert len(loose.logs) == len(exact.logs)
+    assert set(loose.logs["key_ref"]) <= {"token:PROD-chatbot", "token:batch-analytics"}
+    assert "token:PROD-chatbot" in set(loose.logs["key_ref"])
+
+
 def test_star_reads_every_log_and_no_scope_is_refused(backend: Backend) -> None:
     dsn = backend(_tables())
     everything = DatabaseSource(_settings(dsn, token_names="*")).fetch(PERIOD)

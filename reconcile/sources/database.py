@@ -28,7 +28,6 @@ import itertools
 import logging
 import time as clock
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -164,7 +163,7 @@ class DatabaseSource:
                 return Scope([f"user-{user}"], user_id=user, description=f"user {user}")
             return Scope(["all"], description="every log")
         if names:
-            refs = {name: f"token:{name}" for name in names}
+            refs = _NameRefs({name: f"token:{name}" for name in names})
             who = f" of user {user}" if user is not None else ""
             return Scope(
                 list(refs.values()),
@@ -180,6 +179,20 @@ class DatabaseSource:
             "by name; * for every log) or RECONCILE_USER_ID (one user's logs)",
             field=FIELD,
         )
+
+
+class _NameRefs(dict[Any, str]):
+    """Token name -> key ref, also for the names the database's comparison matched and Python's
+    does not: MySQL's default collation ignores case and trailing spaces, as the gateway's own
+    token_name filter then does."""
+
+    def __missing__(self, value: Any) -> str:
+        folded = {str(name).casefold().rstrip(): ref for name, ref in self.items()}
+        ref = folded.get(str(value).casefold().rstrip())
+        if ref is None:
+            raise GatewayError(f"the log database returned a log of token {value!r}, not asked for")
+        self[value] = ref
+        return ref
 
 
 def _key_scope(db: LogDatabase, keys: list[ApiKey], where: str) -> Scope:
@@ -287,9 +300,9 @@ class _Reader:
         if self.hook is not None:
             self.hook(self.now)
 
-    def ref_of(self) -> Callable[[Any], str]:
-        refs, only = self.scope.refs, self.scope.key_refs[0]
-        return (lambda value: refs[value]) if self.scope.column else (lambda _: only)
+    def tag(self) -> str | dict[Any, str]:
+        """What tags each row with its key ref: the one ref, or the scope column's map."""
+        return self.scope.refs if len(self.scope.key_refs) > 1 else self.scope.key_refs[0]
 
     def window(self, start: int, end: int) -> None:
         attempts = 0
@@ -297,7 +310,10 @@ class _Reader:
             attempts += 1
             with self.db.snapshot():
                 count = self.db.query(self.count_sql, [start, end, *self.params])
-                counted = Counter({self.ref_of()(value): int(n) for value, n in count})
+                tag = self.tag()
+                counted = Counter[str]()
+                for value, n in count:
+                    counted[tag if isinstance(tag, str) else tag[value]] += int(n)
                 chunks, read, pages = self.read(start, end)
             if read == counted:
                 break
@@ -324,10 +340,10 @@ class _Reader:
 
     def read(self, start: int, end: int) -> tuple[list[dict[str, Any]], Counter[str], int]:
         chunks, read, pages = [], Counter[str](), 0
-        ref_of = self.ref_of()
+        tag = self.tag()
         for rows in self.db.stream(self.rows_sql, [start, end, *self.params], CHUNK_ROWS):
             pages += 1
-            chunk, refs = chunk_columns(rows, ref_of, self.db.dsn.display)
+            chunk, refs = chunk_columns(rows, tag, self.db.dsn.display)
             read.update(refs)
             chunks.append(chunk)
             self.tally(pages=1)

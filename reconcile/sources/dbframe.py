@@ -10,7 +10,6 @@ over (the DataFrame constructor's default copy would hold them three times at th
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -66,17 +65,24 @@ def logs_frame(chunks: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def chunk_columns(
-    rows: list[tuple[Any, ...]], ref_of: Callable[[Any], str], where: str
+    rows: list[tuple[Any, ...]], tag: str | dict[Any, str], where: str
 ) -> tuple[dict[str, Any], Counter[str]]:
     """One fetch of rows as LOG_DTYPES columns (NumPy for numbers, Arrow for text), and how
-    many rows each key ref got."""
+    many rows each key ref got. `tag` is the one key ref of every row, or maps the last
+    column's value (the scope's token_id or token_name) to the row's key ref."""
     columns = list(zip(*rows, strict=True))
     out: dict[str, Any] = {}
     for i, (name, _, _) in enumerate(COLUMNS):
         out[name] = _array(name, columns[i], where)
-    refs = [ref_of(v) for v in columns[len(COLUMNS)]]
-    out["key_ref"] = pa.array(refs, type=pa.large_string(), memory_pool=POOL)
-    return {name: out[name] for name in LOG_DTYPES}, Counter(refs)
+    if isinstance(tag, str):
+        ref = pa.scalar(tag, type=pa.large_string())
+        out["key_ref"] = pa.repeat(ref, len(rows), memory_pool=POOL)
+        counts = Counter({tag: len(rows)})
+    else:
+        refs = list(map(tag.__getitem__, columns[len(COLUMNS)]))
+        out["key_ref"] = pa.array(refs, type=pa.large_string(), memory_pool=POOL)
+        counts = Counter(refs)
+    return {name: out[name] for name in LOG_DTYPES}, counts
 
 
 def _array(name: str, values: tuple[Any, ...], where: str) -> Any:
