@@ -402,3 +402,22 @@ def _insert_log(server: PgServer | MyServer, database: str, log_id: int, ts: int
                 cur.execute(sql, [log_id, ts])
         finally:
             conn.close()
+
+
+def test_an_empty_period_and_the_progress_hook(tmp_path: Path) -> None:
+    path = make_sqlite(tmp_path / "one-api.db", _tables())
+    seen: list[Any] = []
+    source = DatabaseSource(_settings(f"sqlite://{path}", token_names="*"))
+    august = parse_period("2026-08", None, None, demo.TIMEZONE)
+    empty = source.fetch(august, seen.append)
+    assert len(empty.logs) == 0
+    assert dict(empty.logs.dtypes.astype(str)) == LOG_DTYPES
+    assert len(empty.windows) == 31
+    assert all(w.total == w.ids == 0 for w in empty.windows)
+
+    seen.clear()
+    october = source.fetch(PERIOD, seen.append)
+    last = seen[-1]
+    assert (last.windows_done, last.windows_total) == (31, 31)
+    assert (last.keys_done, last.keys_total) == (1, 1)
+    assert last.logs == len(october.logs) + october.other_types
