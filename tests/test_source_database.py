@@ -421,3 +421,34 @@ def test_an_empty_period_and_the_progress_hook(tmp_path: Path) -> None:
     assert (last.windows_done, last.windows_total) == (31, 31)
     assert (last.keys_done, last.keys_total) == (1, 1)
     assert last.logs == len(october.logs) + october.other_types
+
+
+def test_values_sqlite_stores_with_other_types(tmp_path: Path) -> None:
+    """SQLite keeps whatever it is given: text in number columns, bytes in text columns (not
+    always UTF-8), a float where an integer belongs. Read as the numbers and text they are;
+    a number that is not whole is an error naming the column, never truncated."""
+    path = tmp_path / "odd.db"
+    t0 = PERIOD.start_ts
+    with closing(sqlite3.connect(path)) as conn:
+        conn.executescript(SQLITE_DDL)
+        conn.execute(
+            "INSERT INTO logs (id, user_id, created_at, type, quota, content, other, is_stream) "
+            "VALUES (1, 1, ?, 2, '1200', ?, ?, 'true')",
+            [t0, b"caf\xc3\xa9", b"\xff{}"],
+        )
+        conn.execute(
+            "INSERT INTO logs (id, user_id, created_at, type, quota) VALUES (2, 1, ?, 2, 7.0)",
+            [t0 + 1],
+        )
+        conn.commit()
+    got = DatabaseSource(_settings(f"sqlite://{path}", user_id=1)).fetch(PERIOD)
+    assert list(got.logs["quota"]) == [1200, 7]
+    assert got.logs["content"][0] == "café"
+    assert got.logs["other"][0] == "\ufffd{}"
+    assert list(got.logs["is_stream"]) == [True, False]
+
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("UPDATE logs SET quota = 2.5 WHERE id = 2")
+        conn.commit()
+    with pytest.raises(GatewayError, match=r"`quota` is not an integer: 2\.5"):
+        DatabaseSource(_settings(f"sqlite://{path}", user_id=1)).fetch(PERIOD)

@@ -105,9 +105,7 @@ def _array(name: str, values: tuple[Any, ...], where: str) -> Any:
 def _slow_array(name: str, dtype: str, values: tuple[Any, ...], where: str) -> Any:
     """A column holding values of unexpected types (SQLite keeps what it is given)."""
     if dtype == "string":
-        return pa.array(
-            ["" if v is None else str(v) for v in values], type=pa.large_string(), memory_pool=POOL
-        )
+        return pa.array([_text(v) for v in values], type=pa.large_string(), memory_pool=POOL)
     if dtype == "bool":
         return np.array([str(v).strip().lower() in ("1", "true", "t") for v in values], bool)
     out = []
@@ -118,6 +116,15 @@ def _slow_array(name: str, dtype: str, values: tuple[Any, ...], where: str) -> A
         else:
             raise GatewayError(f"log database {where}: a log's `{name}` is not an integer: {v!r}")
     return np.array(out, dtype=np.int64)
+
+
+def _text(value: Any) -> str:
+    """Text as a driver may hand it over: bytes from a binary column (not always UTF-8)."""
+    if value is None:
+        return ""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", errors="replace")
+    return str(value)
 
 
 def _integral(text: str) -> bool:
