@@ -1,8 +1,10 @@
-"""What both matchers share: exact tolerance arithmetic, id lookups and finding wording."""
+"""What both matchers share: id lookups, time text and finding wording.
+
+Tolerance is not here: both matchers ask `reconcile.core.tolerance`, as pricing does.
+"""
 
 from __future__ import annotations
 
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -10,34 +12,10 @@ import numpy.typing as npt
 import pandas as pd
 
 from reconcile.core.period import Period
-from reconcile.pricing.rules import Tolerance
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 ObjArray = npt.NDArray[np.object_]
-
-
-def allowance(a: IntArray, b: IntArray, rounding: IntArray, tol: Tolerance) -> IntArray:
-    """max(tol.quota, floor(tol.relative * max(|a|,|b|)), rounding), exactly (no floats).
-
-    Quotas are integers, so |a-b| <= relative * max(a, b) exactly when |a-b| <= its floor.
-    """
-    out = np.maximum(np.int64(tol.quota), np.asarray(rounding, dtype=np.int64))
-    rel = Fraction(tol.relative)
-    if rel > 0 and len(a):
-        big = np.maximum(np.abs(a), np.abs(b))
-        num, den = rel.numerator, rel.denominator
-        if int(big.max()) * num < 2**62 and den < 2**62:
-            part = big * np.int64(num) // np.int64(den)
-        else:
-            part = np.array([int(m) * num // den for m in big], dtype=np.int64)
-        out = np.maximum(out, part)
-    return np.asarray(out, dtype=np.int64)
-
-
-def within_tolerance(a: IntArray, b: IntArray, rounding: IntArray, tol: Tolerance) -> BoolArray:
-    """|a-b| <= max(tol.quota, tol.relative * max(|a|,|b|), rounding)."""
-    return np.asarray(np.abs(a - b) <= allowance(a, b, rounding, tol), dtype=bool)
 
 
 def lookup(sorted_keys: IntArray, order: IntArray, keys: IntArray) -> IntArray:

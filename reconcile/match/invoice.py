@@ -32,7 +32,8 @@ from reconcile.core.schema import (
     TYPE_NAMES,
     findings_frame,
 )
-from reconcile.match.common import allowance, period_text, signed
+from reconcile.core.tolerance import abs_diff, allowance
+from reconcile.match.common import period_text, signed
 from reconcile.pricing.rules import Rules
 
 _EPOCH = date(1970, 1, 1)
@@ -100,11 +101,10 @@ def match_invoice(
     has_logs = merged["net"].notna().to_numpy()
     a = merged["quota"].fillna(0).to_numpy(dtype=np.int64)
     b = merged["net"].fillna(0).to_numpy(dtype=np.int64)
-    allowed = allowance(
-        a, b, merged["rounding"].fillna(0).to_numpy(dtype=np.int64), rules.tolerance
-    )
+    rounding = merged["rounding"].fillna(0).to_numpy(dtype=np.int64)
+    allowed = allowance(a, b, rules.tolerance, slack=rounding)
     both = has_line & has_logs
-    mismatch = both & (np.abs(a - b) > allowed)
+    mismatch = both & (abs_diff(a, b) > allowed)
     only_line = has_line & ~has_logs & (a != 0)
     only_logs = has_logs & ~has_line & (b != 0)
 

@@ -46,7 +46,8 @@ from reconcile.core.schema import (
     TOPUP,
     findings_frame,
 )
-from reconcile.match.common import BoolArray, IntArray, ObjArray, allowance, gather, lookup, strings
+from reconcile.core.tolerance import abs_diff, allowance
+from reconcile.match.common import BoolArray, IntArray, ObjArray, gather, lookup, strings
 from reconcile.match.ledger_text import Claims, LedgerWording
 from reconcile.match.tolerant import Content, Pairing, codes, pair
 from reconcile.pricing.rules import Rules
@@ -118,8 +119,8 @@ def match_ledger(
     gtype = gather(log_types, pos)
     gquota = gather(logs["quota"].to_numpy(dtype=np.int64), pos)
     type_diff = matched & (gtype != rtype)
-    allowed = allowance(rquota, gquota, rounding, rules.tolerance)
-    amount_bad = matched & ~type_diff & (np.abs(rquota - gquota) > allowed)
+    allowed = allowance(rquota, gquota, rules.tolerance, slack=rounding)
+    amount_bad = matched & ~type_diff & (abs_diff(rquota, gquota) > allowed)
 
     matched_on = np.where(has_id, "log_id", np.where(by_req, "request_id", "tolerant"))
     wording = LedgerWording(

@@ -34,7 +34,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reconcile.match.common import BoolArray, IntArray, allowance
+from reconcile.core.tolerance import within
+from reconcile.match.common import BoolArray, IntArray
 from reconcile.pricing.rules import Tolerance
 
 #: How many seconds before the row's time a log may be stamped (clock rounding).
@@ -198,7 +199,7 @@ def _fitting_pairs(
             pr = who[r]
             dt = logs.time[pl] - rows.time[pr]
             a, b = rows.quota[pr], logs.quota[pl]
-            mismatch = (np.abs(a - b) > allowance(a, b, rounding[pr], tol)).astype(np.int64)
+            mismatch = (~within(a, b, tol, slack=rounding[pr])).astype(np.int64)
             keep = rows.tokens[pr] | (mismatch == 0)
             out.append(
                 (
