@@ -30,30 +30,6 @@ def lookup(sorted_keys: IntArray, order: IntArray, keys: IntArray) -> IntArray:
     return out
 
 
-def iso_times(seconds: IntArray, period: Period) -> npt.NDArray[np.object_]:
-    """ISO 8601 with offset in the period's time zone, e.g. 2026-10-05T13:45:00+08:00.
-
-    Formatted by numpy from the local wall time, with the offset text looked up per distinct
-    offset: pandas' strftime costs some 30 us a value.
-    """
-    if not len(seconds):
-        return np.array([], dtype=object)
-    utc = pd.to_datetime(np.asarray(seconds, dtype=np.int64), unit="s", utc=True)
-    wall = utc.tz_convert(period.tz).tz_localize(None)
-    wall_s = np.asarray(wall.to_numpy().astype("datetime64[s]"))
-    offset = wall_s.astype(np.int64) - np.asarray(seconds, dtype=np.int64)
-    kinds, which = np.unique(offset, return_inverse=True)
-    suffix = np.array([_offset_text(int(k)) for k in kinds], dtype=object)[which]
-    text = np.datetime_as_string(wall_s, unit="s").astype(object)
-    return np.asarray(text + suffix, dtype=object)
-
-
-def _offset_text(seconds: int) -> str:
-    sign = "+" if seconds >= 0 else "-"
-    minutes = abs(seconds) // 60
-    return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
-
-
 def quota_text(value: object) -> str:
     return f"{int(value):,}"  # type: ignore[call-overload]
 

@@ -32,6 +32,7 @@ from reconcile.core.schema import (
     TYPE_NAMES,
     findings_frame,
 )
+from reconcile.core.timefmt import local_days
 from reconcile.core.tolerance import abs_diff, allowance
 from reconcile.match.common import period_text, signed
 from reconcile.pricing.rules import Rules
@@ -82,10 +83,7 @@ def match_invoice(
         }
     )
     if by_day:
-        local = pd.to_datetime(
-            logs["created_at"].to_numpy(dtype=np.int64)[spend], unit="s", utc=True
-        ).tz_convert(period.tz)
-        lg["day"] = local.tz_localize(None).to_numpy().astype("datetime64[D]").astype(np.int64)
+        lg["day"] = local_days(logs["created_at"].to_numpy(dtype=np.int64)[spend], period.tz)
     if by_token:
         lg["token"] = _names(logs["token_name"][spend])
     billed = lg.groupby(keys, sort=False).agg(

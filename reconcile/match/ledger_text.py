@@ -25,6 +25,7 @@ from reconcile.core.schema import (
     TOPUP,
     TYPE_NAMES,
 )
+from reconcile.core.timefmt import iso_times
 from reconcile.match.common import (
     BoolArray,
     IntArray,
@@ -32,7 +33,6 @@ from reconcile.match.common import (
     first_present,
     gather,
     int_or_na,
-    iso_times,
     period_text,
     quota_text,
     signed,
@@ -94,7 +94,7 @@ class LedgerWording:
             return pd.DataFrame()
         types = self.logs["type"].to_numpy(dtype=np.int64)[idx]
         quota = self.logs["quota"].to_numpy(dtype=np.int64)[idx]
-        times = iso_times(self.logs["created_at"].to_numpy(dtype=np.int64)[idx], self.period)
+        times = iso_times(self.logs["created_at"].to_numpy(dtype=np.int64)[idx], self.period.tz)
         ids = self.log_ids[idx]
         names = [TYPE_NAMES.get(int(t), str(t)) for t in types]
         explanation = [
@@ -131,9 +131,11 @@ class LedgerWording:
         a, b = v["rquota"][idx], v["gquota"][idx]
         rt, gt = v["rtype"][idx], v["gtype"][idx]
         lines = self.rows["line"].to_numpy(dtype=np.int64)[idx]
-        row_times = iso_times(v["rtime"][idx], self.period)
+        row_times = iso_times(v["rtime"][idx], self.period.tz)
         log_time = self.logs["created_at"].to_numpy(dtype=np.int64)
-        log_times = iso_times(np.where(has_log, gather(log_time, p), v["rtime"][idx]), self.period)
+        log_times = iso_times(
+            np.where(has_log, gather(log_time, p), v["rtime"][idx]), self.period.tz
+        )
         requests = first_present(self.log_field("request_id", p), c.row_req[idx])
         on = c.matched_on[idx]
         refs = [
