@@ -42,7 +42,7 @@ def period_text(period: Period) -> str:
     return f"[{period.start.isoformat()}, {period.end.isoformat()})"
 
 
-def strings(values: Any, n: int) -> npt.NDArray[np.object_]:
+def object_texts(values: Any, n: int) -> npt.NDArray[np.object_]:
     if values is None:
         return np.full(n, None, dtype=object)
     arr = pd.array(values, dtype="string")
@@ -58,7 +58,7 @@ def first_present(*arrays: npt.NDArray[np.object_]) -> npt.NDArray[np.object_]:
     return out
 
 
-def gather(values: IntArray, pos: IntArray) -> IntArray:
+def at_positions(values: IntArray, pos: IntArray) -> IntArray:
     """values[pos], 0 where pos is -1 (also when `values` is empty)."""
     out = np.zeros(len(pos), dtype=np.int64)
     has = pos >= 0

@@ -198,8 +198,8 @@ def _fitting_pairs(
         for r, pl in _candidates(rg[who], rows.time[who], lg, logs.time, tol.seconds):
             pr = who[r]
             dt = logs.time[pl] - rows.time[pr]
-            a, b = rows.quota[pr], logs.quota[pl]
-            mismatch = (~within(a, b, tol, slack=rounding[pr])).astype(np.int64)
+            row_quota, log_quota = rows.quota[pr], logs.quota[pl]
+            mismatch = (~within(row_quota, log_quota, tol, slack=rounding[pr])).astype(np.int64)
             keep = rows.tokens[pr] | (mismatch == 0)
             out.append(
                 (

@@ -202,7 +202,7 @@ def detect_scheme(page: Page, offset: int, trust_small: bool) -> str:
     return "stable"
 
 
-async def gather(aws: Iterable[Awaitable[T]]) -> list[T]:
+async def run_all(aws: Iterable[Awaitable[T]]) -> list[T]:
     """Run concurrently; the first failure cancels the rest (no retry storm after a bad key)."""
     try:
         async with asyncio.TaskGroup() as tg:
