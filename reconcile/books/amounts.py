@@ -55,27 +55,27 @@ def read_money(
     use_amount = np.ones(n, dtype=bool)
     if "quota" in cols:
         qt = cells.text("quota")
-        q = parse_amount(cells.money("quota"), decimal)
-        step = np.int64(10**q.scale)
-        no_symbol = np.asarray(pd.isna(q.symbol), dtype=bool)
-        whole = q.ok & no_symbol & (q.units % step == 0)
-        use_amount = q.empty if "amount" in cols else np.zeros(n, dtype=bool)
+        given_quota = parse_amount(cells.money("quota"), decimal)
+        step = np.int64(10**given_quota.scale)
+        no_symbol = np.asarray(pd.isna(given_quota.symbol), dtype=bool)
+        whole = given_quota.ok & no_symbol & (given_quota.units % step == 0)
+        use_amount = given_quota.empty if "amount" in cols else np.zeros(n, dtype=bool)
         if "amount" not in cols:
-            problems.add("quota", q.empty, "missing quota")
+            problems.add("quota", given_quota.empty, "missing quota")
 
         def quota_reason(i: int) -> str:
             text = cell(qt, i)
-            if q.ok[i] and not no_symbol[i]:
+            if given_quota.ok[i] and not no_symbol[i]:
                 return (
                     f"{text!r} has a currency sign: quota is in quota units, money goes in amount"
                 )
-            if q.ok[i]:
+            if given_quota.ok[i]:
                 return f"{text!r} is not a whole number of quota units"
             return f"{text!r} is not a number"
 
-        problems.add("quota", ~q.empty & ~whole, quota_reason)
-        quota = np.where(whole, q.units // step, 0).astype(np.int64)
-        negative = q.negative & whole
+        problems.add("quota", ~given_quota.empty & ~whole, quota_reason)
+        quota = np.where(whole, given_quota.units // step, 0).astype(np.int64)
+        negative = given_quota.negative & whole
         if "amount" in cols:
             notes.append(
                 "quota and amount columns: quota is used, amount only where quota is empty"
@@ -116,18 +116,18 @@ def _amounts_to_quota(
     quota, negative, rounding = out
     table, cols = cells.table, cells.bind.index
     at = cells.text("amount")
-    a = parse_amount(cells.money("amount"), decimal)
+    amount = parse_amount(cells.money("amount"), decimal)
     need = "missing amount" if "quota" not in cols else "missing quota and amount"
-    problems.add("amount", rows & a.empty, need)
+    problems.add("amount", rows & amount.empty, need)
     style = "a decimal comma" if decimal == "," else "a decimal point"
 
     def amount_reason(i: int) -> str:
         text = cell(at, i)
-        if a.two_currencies[i]:
+        if amount.two_currencies[i]:
             return f"{text!r} names two currencies"
         return f"{text!r} is not an amount (this file is read with {style})"
 
-    problems.add("amount", rows & ~a.empty & ~a.ok, amount_reason)
+    problems.add("amount", rows & ~amount.empty & ~amount.ok, amount_reason)
 
     code = np.full(table.rows, None, dtype=object)
     if settings.currency:
@@ -137,8 +137,8 @@ def _amounts_to_quota(
                 f"{settings.currency!r} is not a currency code", file=table.path, field="currency"
             )
         code[:] = default
-    has_symbol = ~np.asarray(pd.isna(a.symbol), dtype=bool)
-    code[has_symbol] = a.symbol[has_symbol]
+    has_symbol = ~np.asarray(pd.isna(amount.symbol), dtype=bool)
+    code[has_symbol] = amount.symbol[has_symbol]
     if "currency" in cols:
         ct = cells.text("currency")
         words, idx = map_words(ct, lambda w: currency_code(w) if w.strip() else "")
@@ -148,17 +148,17 @@ def _amounts_to_quota(
             "currency", rows & unknown, lambda i: f"{cell(ct, i)!r} is not a currency code"
         )
         has_col = ~np.asarray(pd.isna(per_row), dtype=bool)
-        clash = rows & has_col & has_symbol & (per_row != a.symbol)
+        clash = rows & has_col & has_symbol & (per_row != amount.symbol)
         problems.add(
             "currency",
             clash,
             lambda i: (
-                f"the amount {cell(at, i)!r} is in {a.symbol[i]} "
+                f"the amount {cell(at, i)!r} is in {amount.symbol[i]} "
                 f"but the currency column says {per_row[i]}"
             ),
         )
         code[has_col] = per_row[has_col]
-    elif not settings.currency and not (rows & has_symbol).any() and (rows & a.ok).any():
+    elif not settings.currency and not (rows & has_symbol).any() and (rows & amount.ok).any():
         raise InputError(
             "amounts without a currency: add a currency column, write the sign ($12.50, "
             '¥90) or set currency = "USD" in the profile or the rules\' [ledger]/[invoice]',
@@ -169,10 +169,10 @@ def _amounts_to_quota(
     known = ~np.asarray(pd.isna(code), dtype=bool)
     problems.add(
         "currency",
-        rows & a.ok & ~known,
+        rows & amount.ok & ~known,
         "no currency: add a currency column or a sign, or set `currency` in the profile",
     )
-    usable = rows & a.ok & known
+    usable = rows & amount.ok & known
     counts: Counter[str] = Counter()
     for cur in sorted({str(c) for c in code[usable]}):
         sel = usable & (code == cur)
@@ -185,14 +185,16 @@ def _amounts_to_quota(
                 f"no exchange rate for {cur} in the rules' [currency] (units per 1 USD)",
             )
             continue
-        q, r, too_big = to_quota(a.units[sel], a.scale, a.places[sel], rate, rules.quota_per_unit)
+        q, r, too_big = to_quota(
+            amount.units[sel], amount.scale, amount.places[sel], rate, rules.quota_per_unit
+        )
         if too_big.any():
             huge = np.zeros(table.rows, dtype=bool)
             huge[np.flatnonzero(sel)[too_big]] = True
             problems.add("amount", huge, lambda i: f"{cell(at, i)!r} is too large to be a quota")
         quota[sel] = q
         rounding[sel] = r
-        negative[sel] = a.negative[sel]
+        negative[sel] = amount.negative[sel]
         counts[cur] = int(sel.sum())
     if len(counts) > 1:
         notes.append(

@@ -309,11 +309,11 @@ def whole_numbers(t: Any, decimal: str) -> tuple[IntArray, BoolArray, BoolArray]
     if (digits | is_empty).all():
         values = ints(pc.cast(pc.if_else(pa.array(digits), t, "0"), pa.int64()))
         return values, digits, is_empty
-    a = parse_amount(money_text(t), decimal)
-    step = np.int64(10**a.scale)
-    no_sign = np.asarray(pd.isna(a.symbol), dtype=bool) & ~a.negative
-    ok = a.ok & no_sign & (a.units % step == 0)
-    return np.where(ok, a.units // step, 0).astype(np.int64), ok, a.empty
+    amount = parse_amount(money_text(t), decimal)
+    step = np.int64(10**amount.scale)
+    no_sign = np.asarray(pd.isna(amount.symbol), dtype=bool) & ~amount.negative
+    ok = amount.ok & no_sign & (amount.units % step == 0)
+    return np.where(ok, amount.units // step, 0).astype(np.int64), ok, amount.empty
 
 
 def to_quota(
@@ -326,8 +326,8 @@ def to_quota(
     amount was written to `places` decimals: half of the last place, plus the half quota
     lost rounding to an integer, rounded up. `too_big` marks quotas beyond int64.
     """
-    f = Fraction(quota_per_unit) / (Fraction(rate) * 10**scale)
-    num, den = f.numerator, f.denominator
+    per_scaled_unit = Fraction(quota_per_unit) / (Fraction(rate) * 10**scale)
+    num, den = per_scaled_unit.numerator, per_scaled_unit.denominator
     hi = int(units.max()) if len(units) else 0
     too_big = np.zeros(len(units), dtype=bool)
     if num < 2**62 and den < 2**62 and 2 * hi * num + den < 2**63:

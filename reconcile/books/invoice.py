@@ -28,6 +28,7 @@ from reconcile.books.cells import cell
 from reconcile.books.problems import unreadable_frame
 from reconcile.books.times import parse_time
 from reconcile.core.results import Ledger
+from reconcile.core.timefmt import day_texts
 from reconcile.pricing.rules import Rules
 
 INVOICE_COLUMNS = ("model_name", "date", "token_name", "amount", "currency", "quota")
@@ -54,8 +55,7 @@ def load_invoice(path: Path, rules: Rules, tz: ZoneInfo, profile: Path | None = 
             ~times.ok & ~times.empty,
             lambda i: f"{cell(t_date, i)!r} is not a day (YYYY-MM-DD)",
         )
-        local = pd.to_datetime(times.seconds, unit="s", utc=True).tz_convert(tz)
-        days = pd.array(np.asarray(local.strftime("%Y-%m-%d"), dtype=object), dtype="string")
+        days = pd.array(day_texts(times.seconds, tz), dtype="string")
         days[~times.ok] = pd.NA
 
     tokens = cells.strings("token_name")

@@ -1,8 +1,10 @@
-"""What both matchers share: exact tolerance arithmetic, id lookups and finding wording."""
+"""What both matchers share: id lookups, time text and finding wording.
+
+Tolerance is not here: both matchers ask `reconcile.core.tolerance`, as pricing does.
+"""
 
 from __future__ import annotations
 
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -10,34 +12,10 @@ import numpy.typing as npt
 import pandas as pd
 
 from reconcile.core.period import Period
-from reconcile.pricing.rules import Tolerance
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 ObjArray = npt.NDArray[np.object_]
-
-
-def allowance(a: IntArray, b: IntArray, rounding: IntArray, tol: Tolerance) -> IntArray:
-    """max(tol.quota, floor(tol.relative * max(|a|,|b|)), rounding), exactly (no floats).
-
-    Quotas are integers, so |a-b| <= relative * max(a, b) exactly when |a-b| <= its floor.
-    """
-    out = np.maximum(np.int64(tol.quota), np.asarray(rounding, dtype=np.int64))
-    rel = Fraction(tol.relative)
-    if rel > 0 and len(a):
-        big = np.maximum(np.abs(a), np.abs(b))
-        num, den = rel.numerator, rel.denominator
-        if int(big.max()) * num < 2**62 and den < 2**62:
-            part = big * np.int64(num) // np.int64(den)
-        else:
-            part = np.array([int(m) * num // den for m in big], dtype=np.int64)
-        out = np.maximum(out, part)
-    return np.asarray(out, dtype=np.int64)
-
-
-def within_tolerance(a: IntArray, b: IntArray, rounding: IntArray, tol: Tolerance) -> BoolArray:
-    """|a-b| <= max(tol.quota, tol.relative * max(|a|,|b|), rounding)."""
-    return np.asarray(np.abs(a - b) <= allowance(a, b, rounding, tol), dtype=bool)
 
 
 def lookup(sorted_keys: IntArray, order: IntArray, keys: IntArray) -> IntArray:
@@ -52,30 +30,6 @@ def lookup(sorted_keys: IntArray, order: IntArray, keys: IntArray) -> IntArray:
     return out
 
 
-def iso_times(seconds: IntArray, period: Period) -> npt.NDArray[np.object_]:
-    """ISO 8601 with offset in the period's time zone, e.g. 2026-10-05T13:45:00+08:00.
-
-    Formatted by numpy from the local wall time, with the offset text looked up per distinct
-    offset: pandas' strftime costs some 30 us a value.
-    """
-    if not len(seconds):
-        return np.array([], dtype=object)
-    utc = pd.to_datetime(np.asarray(seconds, dtype=np.int64), unit="s", utc=True)
-    wall = utc.tz_convert(period.tz).tz_localize(None)
-    wall_s = np.asarray(wall.to_numpy().astype("datetime64[s]"))
-    offset = wall_s.astype(np.int64) - np.asarray(seconds, dtype=np.int64)
-    kinds, which = np.unique(offset, return_inverse=True)
-    suffix = np.array([_offset_text(int(k)) for k in kinds], dtype=object)[which]
-    text = np.datetime_as_string(wall_s, unit="s").astype(object)
-    return np.asarray(text + suffix, dtype=object)
-
-
-def _offset_text(seconds: int) -> str:
-    sign = "+" if seconds >= 0 else "-"
-    minutes = abs(seconds) // 60
-    return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
-
-
 def quota_text(value: object) -> str:
     return f"{int(value):,}"  # type: ignore[call-overload]
 
@@ -88,7 +42,7 @@ def period_text(period: Period) -> str:
     return f"[{period.start.isoformat()}, {period.end.isoformat()})"
 
 
-def strings(values: Any, n: int) -> npt.NDArray[np.object_]:
+def object_texts(values: Any, n: int) -> npt.NDArray[np.object_]:
     if values is None:
         return np.full(n, None, dtype=object)
     arr = pd.array(values, dtype="string")
@@ -104,7 +58,7 @@ def first_present(*arrays: npt.NDArray[np.object_]) -> npt.NDArray[np.object_]:
     return out
 
 
-def gather(values: IntArray, pos: IntArray) -> IntArray:
+def at_positions(values: IntArray, pos: IntArray) -> IntArray:
     """values[pos], 0 where pos is -1 (also when `values` is empty)."""
     out = np.zeros(len(pos), dtype=np.int64)
     has = pos >= 0

@@ -32,7 +32,9 @@ from reconcile.core.schema import (
     TYPE_NAMES,
     findings_frame,
 )
-from reconcile.match.common import allowance, period_text, signed
+from reconcile.core.timefmt import local_days
+from reconcile.core.tolerance import abs_diff, allowance
+from reconcile.match.common import period_text, signed
 from reconcile.pricing.rules import Rules
 
 _EPOCH = date(1970, 1, 1)
@@ -81,10 +83,7 @@ def match_invoice(
         }
     )
     if by_day:
-        local = pd.to_datetime(
-            logs["created_at"].to_numpy(dtype=np.int64)[spend], unit="s", utc=True
-        ).tz_convert(period.tz)
-        lg["day"] = local.tz_localize(None).to_numpy().astype("datetime64[D]").astype(np.int64)
+        lg["day"] = local_days(logs["created_at"].to_numpy(dtype=np.int64)[spend], period.tz)
     if by_token:
         lg["token"] = _names(logs["token_name"][spend])
     billed = lg.groupby(keys, sort=False).agg(
@@ -98,15 +97,14 @@ def match_invoice(
     merged = lines.join(billed, how="outer").reset_index()
     has_line = merged["line"].notna().to_numpy()
     has_logs = merged["net"].notna().to_numpy()
-    a = merged["quota"].fillna(0).to_numpy(dtype=np.int64)
-    b = merged["net"].fillna(0).to_numpy(dtype=np.int64)
-    allowed = allowance(
-        a, b, merged["rounding"].fillna(0).to_numpy(dtype=np.int64), rules.tolerance
-    )
+    invoiced = merged["quota"].fillna(0).to_numpy(dtype=np.int64)
+    logged = merged["net"].fillna(0).to_numpy(dtype=np.int64)
+    rounding = merged["rounding"].fillna(0).to_numpy(dtype=np.int64)
+    allowed = allowance(invoiced, logged, rules.tolerance, slack=rounding)
     both = has_line & has_logs
-    mismatch = both & (np.abs(a - b) > allowed)
-    only_line = has_line & ~has_logs & (a != 0)
-    only_logs = has_logs & ~has_line & (b != 0)
+    mismatch = both & (abs_diff(invoiced, logged) > allowed)
+    only_line = has_line & ~has_logs & (invoiced != 0)
+    only_logs = has_logs & ~has_line & (logged != 0)
 
     out: list[dict[str, object]] = []
     for i in np.flatnonzero(mismatch | only_line | only_logs):
@@ -116,23 +114,24 @@ def match_invoice(
         refunds = int(rec["refunds"]) if has_logs[i] else 0
         lines_text = _lines_text(rec["all_lines"]) if has_line[i] else ""
         if mismatch[i]:
-            category, diff = AMOUNT_MISMATCH, abs(int(a[i] - b[i]))
+            category, diff = AMOUNT_MISMATCH, abs(int(invoiced[i] - logged[i]))
             text = (
                 f"{lines_text} bill{'s' if len(rec['all_lines']) == 1 else ''} {key_text} "
-                f"{a[i]:,} quota; the gateway logs net {b[i]:,} ({consumes:,} consume, "
-                f"{refunds:,} refund logs) ({signed(int(b[i] - a[i]))}; tolerance {allowed[i]:,})"
+                f"{invoiced[i]:,} quota; the gateway logs net {logged[i]:,} ({consumes:,} consume, "
+                f"{refunds:,} refund logs) ({signed(int(logged[i] - invoiced[i]))}; "
+                f"tolerance {allowed[i]:,})"
             )
         elif only_line[i]:
-            category, diff = MISSING_IN_LOGS, abs(int(a[i]))
+            category, diff = MISSING_IN_LOGS, abs(int(invoiced[i]))
             text = (
                 f"{lines_text} bill{'s' if len(rec['all_lines']) == 1 else ''} {key_text} "
-                f"{a[i]:,} quota, but the gateway has no consume or refund logs for it "
+                f"{invoiced[i]:,} quota, but the gateway has no consume or refund logs for it "
                 "in the period"
             )
         else:
-            category, diff = MISSING_IN_LEDGER, abs(int(b[i]))
+            category, diff = MISSING_IN_LEDGER, abs(int(logged[i]))
             text = (
-                f"the gateway logs net {b[i]:,} quota for {key_text} ({consumes:,} consume, "
+                f"the gateway logs net {logged[i]:,} quota for {key_text} ({consumes:,} consume, "
                 f"{refunds:,} refund logs), but no invoice line bills it"
             )
         out.append(
@@ -142,8 +141,8 @@ def match_invoice(
                 by_day,
                 by_token,
                 line=int(rec["line"]) if has_line[i] else None,
-                log_quota=int(b[i]) if has_logs[i] else None,
-                invoice_quota=int(a[i]) if has_line[i] else None,
+                log_quota=int(logged[i]) if has_logs[i] else None,
+                invoice_quota=int(invoiced[i]) if has_line[i] else None,
                 diff=diff,
                 explanation=text,
             )

@@ -46,7 +46,8 @@ from reconcile.core.schema import (
     TOPUP,
     findings_frame,
 )
-from reconcile.match.common import BoolArray, IntArray, ObjArray, allowance, gather, lookup, strings
+from reconcile.core.tolerance import abs_diff, allowance
+from reconcile.match.common import BoolArray, IntArray, ObjArray, at_positions, lookup, object_texts
 from reconcile.match.ledger_text import Claims, LedgerWording
 from reconcile.match.tolerant import Content, Pairing, codes, pair
 from reconcile.pricing.rules import Rules
@@ -74,7 +75,9 @@ def match_ledger(
 
     ids = rows["log_id"].to_numpy(dtype=np.int64, na_value=0)
     has_id = rows["log_id"].notna().to_numpy() & ids_usable
-    row_req = strings(rows["request_id"], n) if "request_id" in rows else np.full(n, None, object)
+    row_req = (
+        object_texts(rows["request_id"], n) if "request_id" in rows else np.full(n, None, object)
+    )
     by_req = ~has_id & ~pd.isna(row_req) & requests.any
     by_content = ~has_id & ~by_req
     pos = np.full(n, -1, dtype=np.int64)
@@ -115,11 +118,11 @@ def match_ledger(
     unsure = rest & ambiguous
     nolog = rest & ~ambiguous & (pos < 0)
     matched = rest & (pos >= 0)
-    gtype = gather(log_types, pos)
-    gquota = gather(logs["quota"].to_numpy(dtype=np.int64), pos)
+    gtype = at_positions(log_types, pos)
+    gquota = at_positions(logs["quota"].to_numpy(dtype=np.int64), pos)
     type_diff = matched & (gtype != rtype)
-    allowed = allowance(rquota, gquota, rounding, rules.tolerance)
-    amount_bad = matched & ~type_diff & (np.abs(rquota - gquota) > allowed)
+    allowed = allowance(rquota, gquota, rules.tolerance, slack=rounding)
+    amount_bad = matched & ~type_diff & (abs_diff(rquota, gquota) > allowed)
 
     matched_on = np.where(has_id, "log_id", np.where(by_req, "request_id", "tolerant"))
     wording = LedgerWording(
@@ -296,7 +299,7 @@ class _RequestIndex:
         if not self.any or not len(requests):
             return np.full(len(requests), -1, dtype=np.int64)
         if self._index is None:
-            reqs = strings(self._logs["request_id"], len(self._logs))
+            reqs = object_texts(self._logs["request_id"], len(self._logs))
             has = ~pd.isna(reqs)
             ser = pd.Series(
                 np.flatnonzero(has).astype(np.int64), index=pd.Index(reqs[has], dtype="string")
@@ -321,7 +324,7 @@ def _unreadable_claims(
         ids = bad["log_id"].to_numpy(dtype=np.int64, na_value=0)[has]
         found.append(lookup(sorted_ids, order, ids))
     if "request_id" in bad:
-        reqs = strings(bad["request_id"], len(bad))
+        reqs = object_texts(bad["request_id"], len(bad))
         has_req = ~pd.isna(reqs)
         if "log_id" in bad and len(sorted_ids):
             has_req &= bad["log_id"].isna().to_numpy()

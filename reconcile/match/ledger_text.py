@@ -25,18 +25,18 @@ from reconcile.core.schema import (
     TOPUP,
     TYPE_NAMES,
 )
+from reconcile.core.timefmt import iso_times
 from reconcile.match.common import (
     BoolArray,
     IntArray,
     ObjArray,
+    at_positions,
     first_present,
-    gather,
     int_or_na,
-    iso_times,
+    object_texts,
     period_text,
     quota_text,
     signed,
-    strings,
 )
 from reconcile.match.tolerant import EARLY
 from reconcile.pricing.rules import Tolerance
@@ -81,20 +81,20 @@ class LedgerWording:
         out = np.full(len(pos), None, dtype=object)
         has = pos >= 0
         if name in self.logs and has.any():
-            out[has] = strings(self.logs[name].iloc[pos[has]], int(has.sum()))
+            out[has] = object_texts(self.logs[name].iloc[pos[has]], int(has.sum()))
         return out
 
     def row_field(self, name: str, idx: IntArray) -> ObjArray:
         if name not in self.rows:
             return np.full(len(idx), None, dtype=object)
-        return strings(self.rows[name].iloc[idx], len(idx))
+        return object_texts(self.rows[name].iloc[idx], len(idx))
 
     def missing_in_ledger(self, idx: IntArray) -> pd.DataFrame:
         if not len(idx):
             return pd.DataFrame()
         types = self.logs["type"].to_numpy(dtype=np.int64)[idx]
         quota = self.logs["quota"].to_numpy(dtype=np.int64)[idx]
-        times = iso_times(self.logs["created_at"].to_numpy(dtype=np.int64)[idx], self.period)
+        times = iso_times(self.logs["created_at"].to_numpy(dtype=np.int64)[idx], self.period.tz)
         ids = self.log_ids[idx]
         names = [TYPE_NAMES.get(int(t), str(t)) for t in types]
         explanation = [
@@ -123,19 +123,22 @@ class LedgerWording:
         """Findings about ledger rows `idx` (missing_in_logs, amount, duplicate, ...)."""
         if not len(idx):
             return pd.DataFrame()
-        c, v = self.claims, self.per_row
-        p = c.pos[idx]
-        has_log = p >= 0
-        has_id = c.has_id[idx]
-        ids = np.where(has_id, self._row_ids(idx), gather(self.log_ids, p))
-        a, b = v["rquota"][idx], v["gquota"][idx]
-        rt, gt = v["rtype"][idx], v["gtype"][idx]
+        claims, per_row = self.claims, self.per_row
+        log_pos = claims.pos[idx]
+        has_log = log_pos >= 0
+        has_id = claims.has_id[idx]
+        ids = np.where(has_id, self._row_ids(idx), at_positions(self.log_ids, log_pos))
+        row_quota, log_quota = per_row["rquota"][idx], per_row["gquota"][idx]
+        rt, gt = per_row["rtype"][idx], per_row["gtype"][idx]
         lines = self.rows["line"].to_numpy(dtype=np.int64)[idx]
-        row_times = iso_times(v["rtime"][idx], self.period)
+        row_times = iso_times(per_row["rtime"][idx], self.period.tz)
         log_time = self.logs["created_at"].to_numpy(dtype=np.int64)
-        log_times = iso_times(np.where(has_log, gather(log_time, p), v["rtime"][idx]), self.period)
-        requests = first_present(self.log_field("request_id", p), c.row_req[idx])
-        on = c.matched_on[idx]
+        log_times = iso_times(
+            np.where(has_log, at_positions(log_time, log_pos), per_row["rtime"][idx]),
+            self.period.tz,
+        )
+        requests = first_present(self.log_field("request_id", log_pos), claims.row_req[idx])
+        on = claims.matched_on[idx]
         refs = [
             self._ref(int(i), bool(h), bool(hl), r, str(o), rt_iso)
             for i, h, hl, r, o, rt_iso in zip(
@@ -143,18 +146,28 @@ class LedgerWording:
             )
         ]
         rnames = [TYPE_NAMES.get(int(t), str(t)) for t in rt]
-        diff = a
+        diff = row_quota
         created = row_times
         if category == AMOUNT_MISMATCH:
             crossed = gt != rt
-            effect = np.array([DIRECTION.get(int(t), 0) for t in rt], dtype=np.int64) * a - (
-                np.array([DIRECTION.get(int(t), 0) for t in gt], dtype=np.int64) * b
+            effect = np.array(
+                [DIRECTION.get(int(t), 0) for t in rt], dtype=np.int64
+            ) * row_quota - (
+                np.array([DIRECTION.get(int(t), 0) for t in gt], dtype=np.int64) * log_quota
             )
-            diff = np.where(crossed, np.abs(effect), np.abs(a - b))
+            diff = np.where(crossed, np.abs(effect), np.abs(row_quota - log_quota))
             explanation = [
                 amount_text(ln, ref, int(x), int(y), int(r), int(g), bool(cr), int(al))
                 for ln, ref, x, y, r, g, cr, al in zip(
-                    lines, refs, a, b, rt, gt, crossed, v["allowed"][idx], strict=True
+                    lines,
+                    refs,
+                    row_quota,
+                    log_quota,
+                    rt,
+                    gt,
+                    crossed,
+                    per_row["allowed"][idx],
+                    strict=True,
                 )
             ]
             created = log_times
@@ -162,29 +175,43 @@ class LedgerWording:
             explanation = [
                 f"ledger line {ln} books a {nm} of {quota_text(x)} quota for {ref}, but the "
                 f"gateway has no such log in the period{self._why_none(str(o), int(i))}"
-                for ln, nm, x, ref, o, i in zip(lines, rnames, a, refs, on, idx, strict=True)
+                for ln, nm, x, ref, o, i in zip(
+                    lines, rnames, row_quota, refs, on, idx, strict=True
+                )
             ]
         elif category == DUPLICATE_LEDGER:
-            firsts = self._first_lines(c.key[idx])
+            firsts = self._first_lines(claims.key[idx])
             explanation = [
-                f"ledger line {ln} claims {ref} again (first claimed on line {f}); its "
+                f"ledger line {ln} claims {ref} again (first claimed on line {first}); its "
                 f"{quota_text(x)} quota would be counted twice"
-                for ln, ref, f, x in zip(lines, refs, firsts, a, strict=True)
+                for ln, ref, first, x in zip(lines, refs, firsts, row_quota, strict=True)
             ]
         elif category == AMBIGUOUS_MATCH:
             diff = np.array(
-                [self._least_difference(int(i), int(x)) for i, x in zip(idx, a, strict=True)],
+                [
+                    self._least_difference(int(i), int(x))
+                    for i, x in zip(idx, row_quota, strict=True)
+                ],
                 dtype=np.int64,
             )
             explanation = [
                 self._ambiguous_text(int(i), int(ln), nm, int(x), iso, int(d))
-                for i, ln, nm, x, iso, d in zip(idx, lines, rnames, a, row_times, diff, strict=True)
+                for i, ln, nm, x, iso, d in zip(
+                    idx, lines, rnames, row_quota, row_times, diff, strict=True
+                )
             ]
         else:
             explanation = [
                 self._out_of_period_text(int(ln), ref, int(t), rt_iso, bool(hl), lt_iso, x)
                 for ln, ref, t, rt_iso, hl, lt_iso, x in zip(
-                    lines, refs, v["rtime"][idx], row_times, has_log, log_times, a, strict=True
+                    lines,
+                    refs,
+                    per_row["rtime"][idx],
+                    row_times,
+                    has_log,
+                    log_times,
+                    row_quota,
+                    strict=True,
                 )
             ]
         return self._frame(
@@ -195,14 +222,14 @@ class LedgerWording:
             created_at=created,
             type=rnames,
             token_name=first_present(
-                self.log_field("token_name", p), self.row_field("token_name", idx)
+                self.log_field("token_name", log_pos), self.row_field("token_name", idx)
             ),
             model_name=first_present(
-                self.log_field("model_name", p), self.row_field("model_name", idx)
+                self.log_field("model_name", log_pos), self.row_field("model_name", idx)
             ),
-            group=self.log_field("group", p),
-            log_quota=int_or_na(b, has_log),
-            ledger_quota=a,
+            group=self.log_field("group", log_pos),
+            log_quota=int_or_na(log_quota, has_log),
+            ledger_quota=row_quota,
             diff_quota=np.asarray(diff, dtype=np.int64),
             explanation=explanation,
             matched_on=on,

@@ -34,7 +34,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reconcile.match.common import BoolArray, IntArray, allowance
+from reconcile.core.tolerance import within
+from reconcile.match.common import BoolArray, IntArray
 from reconcile.pricing.rules import Tolerance
 
 #: How many seconds before the row's time a log may be stamped (clock rounding).
@@ -197,8 +198,8 @@ def _fitting_pairs(
         for r, pl in _candidates(rg[who], rows.time[who], lg, logs.time, tol.seconds):
             pr = who[r]
             dt = logs.time[pl] - rows.time[pr]
-            a, b = rows.quota[pr], logs.quota[pl]
-            mismatch = (np.abs(a - b) > allowance(a, b, rounding[pr], tol)).astype(np.int64)
+            row_quota, log_quota = rows.quota[pr], logs.quota[pl]
+            mismatch = (~within(row_quota, log_quota, tol, slack=rounding[pr])).astype(np.int64)
             keep = rows.tokens[pr] | (mismatch == 0)
             out.append(
                 (

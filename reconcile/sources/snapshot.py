@@ -25,7 +25,6 @@ import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
@@ -35,6 +34,7 @@ import pyarrow.parquet as pq
 from reconcile.core.period import Period
 from reconcile.core.results import FetchResult, WindowRecord
 from reconcile.core.schema import LOG_COLUMNS, LOG_DTYPES, TYPE_CODES, TYPE_NAMES
+from reconcile.core.urls import origin
 from reconcile.errors import InputError
 from reconcile.sources.items import row_keys
 
@@ -172,18 +172,11 @@ def _content_hash(body: dict[str, Any]) -> str:
 
 
 def _origin(url: str) -> str:
-    """scheme://host[:port] only: never a path, query or user info (which may hold secrets)."""
-    if not url:
-        return ""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
+    """The gateway's origin for the manifest ("" when the URL is unreadable)."""
     try:
-        port = f":{parts.port}" if parts.port else ""
+        return origin(url)
     except ValueError:
-        port = ""
-    return f"{parts.scheme}://{host}{port}" if parts.scheme and host else ""
+        return ""
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -14,7 +14,7 @@ from reconcile.books.ledger import load_ledger
 from reconcile.core.findings import by_category, finalize
 from reconcile.core.results import Ledger
 from reconcile.core.schema import FINDING_DTYPES, TRAILING_DTYPES
-from reconcile.match.common import allowance
+from reconcile.core.tolerance import allowance
 from reconcile.match.ledger import match_ledger
 from reconcile.pricing.rules import Rules, Tolerance
 
@@ -152,9 +152,9 @@ def test_allowance_is_exact() -> None:
     a = np.array([1000, 10**15], dtype=np.int64)
     b = np.array([999, 10**15 - 7], dtype=np.int64)
     tol = Tolerance(quota=1, relative=Decimal("0.0000000000000007"))
-    assert allowance(a, b, np.zeros(2, np.int64), tol).tolist() == [1, 1]
+    assert allowance(a, b, tol, slack=np.zeros(2, np.int64)).tolist() == [1, 1]
     tol = Tolerance(quota=0, relative=Decimal("0.000000000000007"))
-    assert allowance(a, b, np.array([3, 0], np.int64), tol).tolist() == [3, 7]
+    assert allowance(a, b, tol, slack=np.array([3, 0], np.int64)).tolist() == [3, 7]
 
 
 def test_currency_rounding_is_allowed_but_not_more(tmp_path: Path) -> None:

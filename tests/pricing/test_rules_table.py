@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from conftest import ROOT
 from pricing_helpers import GPT4O, rules
 
 from reconcile.pricing.rules import load_rules
 from reconcile.pricing.rules_table import HEADERS, describe_rules
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def rows_by_match(text: str) -> dict[str, dict[str, str]]:

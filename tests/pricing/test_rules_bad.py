@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from conftest import ROOT
 
 from reconcile.errors import InputError
 from reconcile.pricing.rules import load_rules
 
-BAD = Path(__file__).resolve().parents[1] / "fixtures" / "rules" / "bad"
+BAD = ROOT / "fixtures" / "rules" / "bad"
 
 #: file -> (line, field, a phrase the message must contain)
 EXPECTED: dict[str, tuple[int, str | None, str]] = {
