@@ -91,14 +91,17 @@ def _settle(r: random.Random) -> dict[str, Any]:
 
 def _audio(r: random.Random) -> dict[str, Any]:
     ti, to, ai, ao = (r.randint(10, 2000) for _ in range(4))
-    quota = round((ti + to * 4 + ai * 16 + ao * 32) * 1.25) + r.choice([0, 0, 3])
+    group, ratio = r.choice([("default", 1.0), ("vip", 0.8)])
+    quota = round((ti + to * 4 + ai * 16 + ao * 32) * 1.25 * ratio) + r.choice([0, 0, 3])
     split = {"text_input": ti, "text_output": to, "audio_input": ai, "audio_output": ao}
+    flag = r.choice([{"audio": True}, {"ws": True}, {"audio": True, "is_task": True}])
     return log(
         model_name="gpt-4o-audio",
+        group=group,
         quota=quota,
         prompt_tokens=ti + ai,
         completion_tokens=to + ao,
-        other=_other(audio=True, model_ratio=1.25, **split),
+        other=_other(model_ratio=1.25, **flag, **split),
     )
 
 

@@ -30,6 +30,7 @@ from reconcile.core import schema
 from reconcile.core.results import Pricing
 from reconcile.pricing import paths
 from reconcile.pricing.assign import assign_rules
+from reconcile.pricing.audio_fast import price_audio_columns
 from reconcile.pricing.by_content import candidates, price_by_content
 from reconcile.pricing.explain import (
     coded,
@@ -203,6 +204,11 @@ def price_logs(logs: pd.DataFrame, rules: Rules, tz: ZoneInfo) -> Pricing:
     rest = np.flatnonzero(priced & ~decided & ~L.huge)
     grouped = candidates(rest, L.frame, other, per_call, tier)
     ok, want, labels = price_by_content(grouped, L.frame, L.quota, combo, rule_idx, other, rules)
+    out.expected[ok], out.has_expected[ok], out.path[ok] = want, True, labels
+    rest = np.setdiff1d(rest, ok).astype(np.intp)
+    ok, want, labels = price_audio_columns(
+        rest, L.frame, L.quota, L.prompt, L.completion, rule_idx, other, rules
+    )
     out.expected[ok], out.has_expected[ok], out.path[ok] = want, True, labels
     _price_rest(L, np.setdiff1d(rest, ok).astype(np.intp), out, rules)
     huge = np.flatnonzero(L.huge)
