@@ -56,6 +56,7 @@ from reconcile.pricing.paths.text import ANTHROPIC_GUESS
 from reconcile.pricing.quota import price_one
 from reconcile.pricing.rowwise import inputs_of, price_rows
 from reconcile.pricing.rules import Rules, plain
+from reconcile.pricing.tools_fast import price_tools_columns
 from reconcile.pricing.verdicts import (
     BROKEN_RECORD,
     MISMATCH,
@@ -207,6 +208,11 @@ def price_logs(logs: pd.DataFrame, rules: Rules, tz: ZoneInfo) -> Pricing:
     out.expected[ok], out.has_expected[ok], out.path[ok] = want, True, labels
     rest = np.setdiff1d(rest, ok).astype(np.intp)
     ok, want, labels = price_audio_columns(
+        rest, L.frame, L.quota, L.prompt, L.completion, rule_idx, other, rules
+    )
+    out.expected[ok], out.has_expected[ok], out.path[ok] = want, True, labels
+    rest = np.setdiff1d(rest, ok).astype(np.intp)
+    ok, want, labels = price_tools_columns(
         rest, L.frame, L.quota, L.prompt, L.completion, rule_idx, other, rules
     )
     out.expected[ok], out.has_expected[ok], out.path[ok] = want, True, labels
