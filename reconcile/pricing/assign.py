@@ -10,7 +10,6 @@ Tool and audio-input surcharges add to the per-call and text paths ("+tools"), a
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Final
 from zoneinfo import ZoneInfo
 
@@ -80,7 +79,7 @@ def price(row: Row, terms: Terms) -> Priced:
     except BadField as exc:
         return Unpriceable(paths.UNKNOWN, "other_bad_field", str(exc))
     if terms.pair and isinstance(priced, Charge):
-        return replace(priced, path=priced.path + "+" + paths.GROUP_PAIR)
+        return priced.on(priced.path + "+" + paths.GROUP_PAIR)
     return priced
 
 
@@ -116,9 +115,9 @@ def _price(row: Row, terms: Terms) -> Priced:
         if rule.tiers:
             size = row.prompt + (usage.cache + usage.creation if sem.anthropic else 0)
             tier = text.pick_tier(rule, size)
-        priced = text.price_text(row, terms, extra.quota, extra.audio_in, tier, sem)
+        priced = text.price_text(row, terms, extra.quota, extra.audio_in, tier, sem, usage)
         if isinstance(priced, Charge) and tier is not None:
-            priced = replace(priced, path=paths.TIERED)
+            priced = priced.on(paths.TIERED)
         if (
             isinstance(priced, Charge)
             and priced.exact == 0
@@ -131,5 +130,5 @@ def _price(row: Row, terms: Terms) -> Priced:
                 f"no tokens recorded, yet charged {row.quota:,} quota",
             )
     if extra.names and isinstance(priced, Charge):
-        priced = replace(priced, path=priced.path + "+" + paths.TOOLS)
+        priced = priced.on(priced.path + "+" + paths.TOOLS)
     return priced

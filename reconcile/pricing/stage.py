@@ -30,6 +30,8 @@ from reconcile.core import schema
 from reconcile.core.results import Pricing
 from reconcile.pricing import paths
 from reconcile.pricing.assign import assign_rules
+from reconcile.pricing.audio_fast import price_audio_columns
+from reconcile.pricing.by_content import candidates, price_by_content
 from reconcile.pricing.explain import (
     coded,
     findings,
@@ -54,6 +56,7 @@ from reconcile.pricing.paths.text import ANTHROPIC_GUESS
 from reconcile.pricing.quota import price_one
 from reconcile.pricing.rowwise import inputs_of, price_rows
 from reconcile.pricing.rules import Rules, plain
+from reconcile.pricing.tools_fast import price_tools_columns
 from reconcile.pricing.verdicts import (
     BROKEN_RECORD,
     MISMATCH,
@@ -199,7 +202,21 @@ def price_logs(logs: pd.DataFrame, rules: Rules, tz: ZoneInfo) -> Pricing:
     out.path[decided & (tier > 0)] = paths.TIERED
     paired = np.flatnonzero(decided & (pair >= 0))
     out.path[paired] = [f"{p}+{paths.GROUP_PAIR}" for p in out.path[paired]]
-    _price_rest(L, np.flatnonzero(priced & ~decided & ~L.huge), out, rules)
+    rest = np.flatnonzero(priced & ~decided & ~L.huge)
+    grouped = candidates(rest, L.frame, other, per_call, tier)
+    ok, want, labels = price_by_content(grouped, L.frame, L.quota, combo, rule_idx, other, rules)
+    out.expected[ok], out.has_expected[ok], out.path[ok] = want, True, labels
+    rest = np.setdiff1d(rest, ok).astype(np.intp)
+    ok, want, labels = price_audio_columns(
+        rest, L.frame, L.quota, L.prompt, L.completion, rule_idx, other, rules
+    )
+    out.expected[ok], out.has_expected[ok], out.path[ok] = want, True, labels
+    rest = np.setdiff1d(rest, ok).astype(np.intp)
+    ok, want, labels = price_tools_columns(
+        rest, L.frame, L.quota, L.prompt, L.completion, rule_idx, other, rules
+    )
+    out.expected[ok], out.has_expected[ok], out.path[ok] = want, True, labels
+    _price_rest(L, np.setdiff1d(rest, ok).astype(np.intp), out, rules)
     huge = np.flatnonzero(L.huge)
     out.status[huge] = NOT_REPRICEABLE
     out.has_expected[huge] = False

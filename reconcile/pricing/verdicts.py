@@ -59,10 +59,10 @@ def judge(charged: int, priced: Priced, tol: ToleranceLike) -> Verdict:
             "the rules give a quota beyond the 64-bit range",
             OVERFLOW,
         )
-    accepted = [expected]
-    if priced.truncates:
-        accepted.append(_quota(priced.exact, priced.floor_one, ROUND_FLOOR))
-    if any(agrees(charged, a, tol) for a in accepted):
+    if agrees(charged, expected, tol) or (
+        priced.truncates
+        and agrees(charged, _quota(priced.exact, priced.floor_one, ROUND_FLOOR), tol)
+    ):
         return Verdict(priced.path, OK, expected)
     if priced.alt is not None:
         alt = _quota(priced.alt, priced.floor_one)

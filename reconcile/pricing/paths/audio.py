@@ -18,6 +18,7 @@ from reconcile.pricing import paths
 from reconcile.pricing.paths.base import Charge, Row, Terms, Unpriceable
 
 KEYS: Final = ("text_input", "text_output", "audio_input", "audio_output")
+KEYS_SET: Final = frozenset(KEYS)
 
 
 def is_audio(row: Row) -> bool:
@@ -29,7 +30,7 @@ def price_audio(row: Row, terms: Terms) -> Charge | Unpriceable:
     if rule.model_price is not None:
         exact = rule.model_price * terms.quota_per_unit * terms.group_ratio
         return Charge(paths.AUDIO, exact, truncates=True)
-    if not any(k in row.other for k in KEYS):
+    if KEYS_SET.isdisjoint(row.other):
         return Unpriceable(paths.AUDIO, "audio_tokens_missing", "audio tokens not split in `other`")
     if rule.audio_ratio is None:
         return Unpriceable(

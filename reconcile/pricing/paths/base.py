@@ -52,6 +52,8 @@ class Row:
         v = self.other.get(key)
         if v is None:
             return 0
+        if type(v) is int and 0 <= v <= 2**53:
+            return v
         if isinstance(v, bool) or not isinstance(v, int | float):
             raise BadField(key, v)
         if isinstance(v, float) and (not math.isfinite(v) or v != int(v)):
@@ -97,6 +99,19 @@ class Charge:
     alt_cause: str = ""
     alt_unsure: bool = False  # `alt` is as likely right as `exact`: agreeing with it is unchecked
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def on(self, path: str) -> Charge:
+        """The same charge on another path label (dataclasses.replace, without its cost)."""
+        return Charge(
+            path,
+            self.exact,
+            self.truncates,
+            self.floor_one,
+            self.alt,
+            self.alt_cause,
+            self.alt_unsure,
+            self.notes,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,10 @@ SETTLE_KEYS: Final = ("quota_delta", "actual_quota", "pre_consumed_quota", "pre_
 
 
 def is_settlement(row: Row) -> bool:
-    return any(row.other.get(k) is not None for k in SETTLE_KEYS)
+    other = row.other  # the disjoint test first: most logs have none of these keys
+    return not other.keys().isdisjoint(SETTLE_KEYS) and any(
+        other.get(k) is not None for k in SETTLE_KEYS
+    )
 
 
 def is_submission(row: Row) -> bool:

@@ -241,10 +241,13 @@ def price_text(
     audio_in: int,
     tier: Tier | None = None,
     sem: Semantics | None = None,
+    usage: Usage | None = None,
 ) -> Charge | Unpriceable:
-    """A token-priced log; `extra` is the surcharge quota added before rounding."""
+    """A token-priced log; `extra` is the surcharge quota added before rounding. `usage`:
+    the log's `usage_of(row, False, audio_in)`, when the caller already read it."""
     rule = terms.rule
-    usage = usage_of(row, False, audio_in)
+    if usage is None:
+        usage = usage_of(row, False, audio_in)
     if sem is None:
         sem = semantics(row, usage)
     if sem.anthropic:

@@ -45,7 +45,7 @@ def calls(row: Row) -> list[tuple[str, int]]:
     other = row.other
     items = other.get("tool_surcharges")
     found: list[tuple[str, int]] = []
-    if items is None and not any(k in other for k in _KEYS):
+    if items is None and _KEYS.isdisjoint(other):
         return found
     if isinstance(items, list):
         for item in items:

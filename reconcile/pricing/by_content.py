@@ -1,0 +1,135 @@
+"""Images and task submissions, priced once per distinct case instead of once per log.
+
+An image log's charge (`paths.call.price_image`) depends on its rule, its group's terms, its
+`content` (size, quality, n) and the model_price it logged; a task submission's
+(`paths.task.price_submission`) on its rule, terms and `content` (seconds and the other
+multipliers). Nothing else of the log enters the contract's charge. So the logs that surely
+take one of these two paths are grouped by exactly those inputs, each group is priced by the
+very same path function (`assign.price`, on the group's first log), and every log of the
+group is judged against that charge in int64. A log whose charge agrees is ok; any other
+(a mismatch to explain, a charge the rules cannot price, a quota beyond int64) goes on to
+the row tier (`rowwise`), as does every log these tests cannot place on the path for sure.
+
+Surely on the path: `other` was read (not broken) and holds none of the rarer keys that
+would send the log down another path first (settlement amounts; for images also is_task,
+tiers, audio, tools: `other.RARE_PATTERN`), and `content` shows the path's marker.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_FLOOR, localcontext
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from reconcile.core.money import round_half_away
+from reconcile.core.tolerance import within
+from reconcile.pricing.assign import price, terms_for
+from reconcile.pricing.other import UNREADABLE, OtherFields, mentions
+from reconcile.pricing.paths.base import Charge, Row
+from reconcile.pricing.rowwise import read_other
+from reconcile.pricing.rules import Rules
+from reconcile.pricing.rules_paths import INT64_MAX
+
+#: `content` of a task submission (paths.task._PARAMS_AT) and of an image (paths.call.is_image).
+TASK_CONTENT: Final = r"(?:计算参数|pricing params)\s*[:：]"
+IMAGE_CONTENT: Final = r"生成数量"
+#: `other` keys of a task settlement (paths.task.SETTLE_KEYS), which comes before a submission.
+SETTLE_OTHER: Final = r'"(?:quota_delta|actual_quota|pre_consumed)'
+
+
+def candidates(
+    rows: npt.NDArray[np.intp],
+    frame: pd.DataFrame,
+    other: OtherFields,
+    per_call: npt.NDArray[np.bool_],
+    tier: npt.NDArray[np.int64],
+) -> npt.NDArray[np.intp]:
+    """Among `rows`: the image and task-submission logs this module may price."""
+    rows = rows[(other.state[rows] != UNREADABLE) & (tier[rows] == 0)]
+    task = mentions(frame["content"], rows, TASK_CONTENT)
+    task = np.setdiff1d(task, mentions(frame["other"], task, SETTLE_OTHER))
+    image = mentions(frame["content"], rows[per_call[rows]], IMAGE_CONTENT)
+    image = np.setdiff1d(image, task)
+    image = np.setdiff1d(image, mentions(frame["other"], image, None))
+    return np.union1d(task, image).astype(np.intp)
+
+
+def price_by_content(
+    rows: npt.NDArray[np.intp],
+    frame: pd.DataFrame,
+    quota: npt.NDArray[np.int64],
+    combo: npt.NDArray[np.int64],
+    rule_idx: npt.NDArray[np.int64],
+    other: OtherFields,
+    rules: Rules,
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64], list[str]]:
+    """(the rows of `rows` whose charge agrees, their expected quota, their paths)."""
+    done: list[npt.NDArray[np.intp]] = []
+    expected: list[npt.NDArray[np.int64]] = []
+    labels: list[str] = []
+    if not len(rows):
+        return rows, np.zeros(0, dtype=np.int64), labels
+    keys = pd.DataFrame(
+        {
+            "c": combo[rows],
+            "content": frame["content"].iloc[rows].to_numpy(dtype=object),
+            "price": other.floats["model_price"][rows],
+            "used": other.floats["user_group_ratio"][rows],
+        }
+    )
+    groups = keys.groupby(["c", "content", "price", "used"], sort=False, dropna=False).indices
+    with localcontext() as ctx:
+        ctx.prec = 80  # as the row tier: every product of these magnitudes is exact
+        for members in groups.values():
+            at = rows[members]
+            charge = _charge(int(at[0]), frame, quota, rule_idx, rules)
+            if charge is None:
+                continue
+            want = round_half_away(charge.exact)
+            low = int(charge.exact.to_integral_value(rounding=ROUND_FLOOR))
+            if charge.floor_one or abs(want) > INT64_MAX or abs(low) > INT64_MAX:
+                continue  # rare: the row tier decides
+            q = quota[at]
+            agree = within(q, np.full(len(at), want, dtype=np.int64), rules.tolerance)
+            if charge.truncates:
+                agree |= within(q, np.full(len(at), low, dtype=np.int64), rules.tolerance)
+            ok = at[agree]
+            done.append(ok)
+            expected.append(np.full(len(ok), want, dtype=np.int64))
+            labels.extend([charge.path] * len(ok))
+    if not done:
+        return rows[:0], np.zeros(0, dtype=np.int64), labels
+    return np.concatenate(done), np.concatenate(expected), labels
+
+
+def _charge(
+    i: int,
+    frame: pd.DataFrame,
+    quota: npt.NDArray[np.int64],
+    rule_idx: npt.NDArray[np.int64],
+    rules: Rules,
+) -> Charge | None:
+    """The charge of log `i` along its path, as the row tier computes it (None: not a charge)."""
+    obj, problem = read_other(_text(frame["other"].iloc[i]))
+    if problem:
+        return None
+    log = frame.iloc[i]
+    row = Row(
+        quota=int(quota[i]),
+        prompt=0,
+        completion=0,
+        model=str(log["model_name"]),
+        group=_text(log["group"]) or "",
+        content=_text(log["content"]) or "",
+        other=obj,
+    )
+    rule = rules.models[int(rule_idx[i])]
+    priced = price(row, terms_for(row, rule, rules))
+    return priced if isinstance(priced, Charge) else None
+
+
+def _text(v: object) -> str | None:
+    return None if v is None or v is pd.NA or v != v else str(v)
