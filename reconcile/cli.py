@@ -20,7 +20,7 @@ from reconcile.core.schema import SEVERITY
 from reconcile.errors import ReconcileError
 from reconcile.pricing.rules import load_rules
 from reconcile.pricing.rules_table import describe_rules
-from reconcile.settings import ApiKey, FailOn, Settings, SourceName, load_settings
+from reconcile.settings import ApiKey, EngineName, FailOn, Settings, SourceName, load_settings
 from reconcile.sources.progress import progress_for
 
 app = typer.Typer(
@@ -139,13 +139,22 @@ def run(
     ] = None,
     base_url: Annotated[str | None, typer.Option("--base-url", help="Gateway URL.")] = None,
     source: SourceOpt = None,
+    engine: Annotated[
+        EngineName | None,
+        typer.Option("--engine", help="Run price+match on: local (default) | spark."),
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Fetch (or load a snapshot), re-price, match and write the report."""
     redact = Redactor([])
     try:
         settings = load_settings(
-            timezone=tz, rules=rules, fail_on=fail_on, base_url=base_url, source=source
+            timezone=tz,
+            rules=rules,
+            fail_on=fail_on,
+            base_url=base_url,
+            source=source,
+            engine=engine,
         )
         redact = _setup_logging(settings.secrets(), quiet)
         request = pipeline.RunRequest(

@@ -12,15 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconcile.books.invoice import load_invoice
-from reconcile.books.ledger import load_ledger, unreadable_findings
+from reconcile.books.ledger import load_ledger
 from reconcile.core import findings as findings_mod
 from reconcile.core.atomic import atomic_directory, atomic_write_text
 from reconcile.core.period import Period
 from reconcile.core.results import FetchResult, InputFile, Ledger, RunResult
+from reconcile.engines import Runner, choose_runner
 from reconcile.errors import InputError
-from reconcile.match.ledger import match_invoice, match_ledger
 from reconcile.pricing.rules import load_rules
-from reconcile.pricing.stage import price_logs
 from reconcile.report.summary import build_summary
 from reconcile.settings import Settings
 from reconcile.sources.choose import choose_source
@@ -67,7 +66,10 @@ def fetch_period(
 
 
 def compute(
-    settings: Settings, request: RunRequest, progress: ProgressHook | None = None
+    settings: Settings,
+    request: RunRequest,
+    progress: ProgressHook | None = None,
+    runner: Runner | None = None,
 ) -> RunResult:
     """Run every stage and return the verdict; inputs are validated before the network."""
     if request.ledger is not None and request.invoice is not None:
@@ -117,15 +119,9 @@ def compute(
         inputs.append(snapshot_input)
     fetched = snapshot if snapshot is not None else fetch_period(settings, period, progress)
 
-    pricing = price_logs(fetched.logs, rules, tz)
-    frames = [pricing.findings]
-    if ledger is not None:
-        frames += [match_ledger(fetched.logs, ledger, period, rules), unreadable_findings(ledger)]
-    if invoice is not None:
-        frames += [
-            match_invoice(fetched.logs, invoice, period, rules),
-            unreadable_findings(invoice),
-        ]
+    # engines: price and match run through the chosen runner (reconcile/engines/)
+    staged = (runner or choose_runner(settings)).stage(fetched.logs, ledger, invoice, period, rules)
+    pricing, frames = staged.pricing, staged.frames
     found = findings_mod.finalize(frames, rules)
     failed = findings_mod.reaches(found, request.fail_on)
     return RunResult(

@@ -162,10 +162,18 @@ def _int_or_na(values: IntArray, has: BoolArray) -> pd.arrays.IntegerArray:
 # --------------------------------------------------------------------------- ledger
 
 
-def match_ledger(logs: pd.DataFrame, ledger: Ledger, period: Period, rules: Rules) -> pd.DataFrame:
+def match_ledger(
+    logs: pd.DataFrame,
+    ledger: Ledger,
+    period: Period,
+    rules: Rules,
+    request_ids: bool | None = None,
+) -> pd.DataFrame:
     """Findings of a ledger (one row per log) against the period's logs; see module docstring.
 
     Unreadable ledger rows are not reported here: `ledger.unreadable_findings` does that.
+    `request_ids`: whether the period's logs carry request ids, when `logs` is one day of
+    them (engines/partition.py); None: whether `logs` do.
     """
     rows = ledger.rows.sort_values("line", kind="stable").reset_index(drop=True)
     n = len(rows)
@@ -232,7 +240,7 @@ def match_ledger(logs: pd.DataFrame, ledger: Ledger, period: Period, rules: Rule
         has_id=has_id,
         dup=dup,
         log_ids=log_ids,
-        logs_have_request_ids=requests.any,
+        logs_have_request_ids=requests.any if request_ids is None else request_ids,
     )
     per_row = {
         "rtype": rtype,
