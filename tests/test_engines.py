@@ -1,24 +1,33 @@
-"""Day partitions give the verdict the whole month gives: same summary.json, same findings."""
+"""Day partitions give the verdict the whole month gives: same summary.json, same findings.
+
+Partitioned locally, in a process pool, or on Spark in local mode (two cores, loopback).
+"""
 
 from __future__ import annotations
 
+import itertools
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
+from conftest import Gateway
+from match_helpers import fixture_rules, make_logs, period, write
 from pydantic import SecretStr
 
 from reconcile import pipeline
 from reconcile.books.ledger import load_ledger
-from reconcile.core.period import Period, parse_period
 from reconcile.core.findings import finalize
+from reconcile.core.period import Period, parse_period
 from reconcile.demo import run as demo
 from reconcile.engines import LocalRunner, WholeRunner
 from reconcile.engines.base import Runner
 from reconcile.engines.partition import day_edges, partition
+from reconcile.engines.spark import SparkRunner
 from reconcile.settings import Settings
-from conftest import Gateway
-from match_helpers import fixture_rules, make_logs, period, write
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +78,7 @@ def test_demo_partitioned_by_day_writes_the_same_summary_as_the_whole_month(
 def test_period_days_follow_the_period_time_zone() -> None:
     edges = day_edges(period())  # October 2026 in Asia/Shanghai: 31 local midnights
     assert len(edges) == 32
-    assert all(int(b - a) == 86400 for a, b in zip(edges[:-1], edges[1:], strict=True))
+    assert all(int(b - a) == 86400 for a, b in itertools.pairwise(edges))
     assert int(edges[0]) == period().start_ts
 
 
@@ -121,3 +130,32 @@ def test_ledger_rows_meet_their_log_across_midnight_and_are_judged_as_in_one_pie
         "unpriced_model": 4,  # the logs name no model: not what this test is about
     }
     pd.testing.assert_frame_equal(whole.pricing.priced, days.pricing.priced)
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """One Spark session for the whole run, bound to loopback: starting one takes seconds."""
+    from pyspark.sql import SparkSession
+
+    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+    os.environ["PYSPARK_PYTHON"] = sys.executable  # the workers import this venv's packages
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("reconcile-tests")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .getOrCreate()
+    )
+    yield session
+    session.stop()
+
+
+def test_spark_local_mode_writes_the_local_runners_summary(
+    spark: Any, demo_snapshot: Path, tmp_path: Path
+) -> None:
+    local = run_report(demo_snapshot, LocalRunner(workers=1), tmp_path / "local")
+    on_spark = run_report(demo_snapshot, SparkRunner(scratch=tmp_path / "scratch"), tmp_path / "s")
+    assert b'"missing_in_ledger"' in local["summary"]
+    assert on_spark == local

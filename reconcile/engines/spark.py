@@ -14,7 +14,9 @@ need it.
 
 from __future__ import annotations
 
+import os
 import pickle
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -114,6 +116,8 @@ class SparkRunner:
         builder = SparkSession.builder.appName("reconcile")
         if self.master:
             builder = builder.master(self.master)
+        # local workers run this interpreter (and its packages) unless told otherwise
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         spark = builder.getOrCreate()
         try:
             yield spark
