@@ -17,6 +17,7 @@ import argparse
 import hashlib
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -69,6 +70,8 @@ def child(mode: str, work: Path, workers: int) -> None:
         runner = WholeRunner()
     elif mode == "local":
         runner = LocalRunner(workers=workers)
+    elif mode == "days":
+        runner = LocalRunner(workers=1)
     else:
         from pyspark.sql import SparkSession
 
@@ -87,13 +90,19 @@ def child(mode: str, work: Path, workers: int) -> None:
         )
         runner = SparkRunner(scratch=work / "scratch")
     stage_time = 0.0
+    peaks: dict[str, float] = {}
     inner = runner.stage
+
+    def peak_mb() -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     def timed_stage(*args, **kwargs):  # type: ignore[no-untyped-def]
         nonlocal stage_time
+        peaks["inputs read"] = peak_mb()
         t = time.perf_counter()
         out = inner(*args, **kwargs)
         stage_time = time.perf_counter() - t
+        peaks["stages"] = peak_mb()
         return out
 
     runner.stage = timed_stage  # type: ignore[method-assign]
@@ -105,6 +114,7 @@ def child(mode: str, work: Path, workers: int) -> None:
     result = pipeline.compute(settings, request, runner=runner)
     pipeline.write_report(result, work / f"out-{mode}")
     total = time.perf_counter() - t
+    peaks["report"] = peak_mb()
     summary = (work / f"out-{mode}" / "summary.json").read_bytes()
     print(
         json.dumps(
@@ -113,6 +123,7 @@ def child(mode: str, work: Path, workers: int) -> None:
                 "stages": stage_time,
                 "summary_sha256": hashlib.sha256(summary).hexdigest(),
                 "findings": len(result.findings),
+                "peaks": peaks,
             }
         )
     )
@@ -166,15 +177,19 @@ def main() -> None:
     ap.add_argument("--modes", default="whole,local")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--child")
-    ap.add_argument("--work", type=Path)
+    ap.add_argument("--work", type=Path, help="reuse the month built in this directory")
     args = ap.parse_args()
     if args.child:
         child(args.child, args.work, args.workers)
         return
-    work = Path(tempfile.mkdtemp(prefix="reconcile-bench-engine-"))
-    t = time.perf_counter()
-    build(args.logs, work)
-    print(f"{args.logs:,} logs + ledger built in {time.perf_counter() - t:.1f} s ({work})")
+    if args.work is not None:
+        work = args.work
+        print(f"reusing the month built in {work}")
+    else:
+        work = Path(tempfile.mkdtemp(prefix="reconcile-bench-engine-"))
+        t = time.perf_counter()
+        build(args.logs, work)
+        print(f"{args.logs:,} logs + ledger built in {time.perf_counter() - t:.1f} s ({work})")
     head = f"{'runner':<8} {'total s':>8} {'stages s':>9} {'max RSS MB':>11} {'tree MB':>8}"
     print(head + "  summary")
     for mode in args.modes.split(","):
@@ -185,6 +200,11 @@ def main() -> None:
         print(
             f"{mode:<8} {r['total']:8.1f} {r['stages']:9.1f} {r['max_rss_mb']:11,.0f} "
             f"{r['tree_mb']:8,.0f}  {str(r['summary_sha256'])[:16]}  findings {r['findings']:,}"
+        )
+        peaks = r["peaks"]
+        assert isinstance(peaks, dict)
+        print(
+            "         peak RSS so far (MB): " + ", ".join(f"{k} {v:,.0f}" for k, v in peaks.items())
         )
     print(f"load average: {os.getloadavg()}")
 

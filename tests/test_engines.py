@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import Gateway
+from conftest import Gateway, run_cli
 from match_helpers import fixture_rules, make_logs, period, write
 from pydantic import SecretStr
 
@@ -159,3 +159,9 @@ def test_spark_local_mode_writes_the_local_runners_summary(
     on_spark = run_report(demo_snapshot, SparkRunner(scratch=tmp_path / "scratch"), tmp_path / "s")
     assert b'"missing_in_ledger"' in local["summary"]
     assert on_spark == local
+
+
+def test_an_unknown_engine_is_exit_2_naming_the_flag() -> None:
+    ran = run_cli("run", "--period", "2026-10", "--engine", "dask", "--rules", demo.FILES.rules)
+    assert ran.code == 2
+    assert "--engine" in ran.stderr
