@@ -1,15 +1,13 @@
-"""The default runner: the period's days priced and matched one by one, in a pool of processes.
+"""The default runner: the period's days priced and matched one by one, here or in a pool.
 
-Peak memory follows the largest day, not the month: the stage code builds its intermediate
-tables (parsed `other` fields, token columns, lookups, wording) for one day at a time, and at
-most `workers` days are in flight, each in its own process, whose memory is returned to the
-system when the day is done. `workers=1` runs the days in this process, one after another.
+The stages' working memory follows the largest day, not the month: the stage code builds its
+intermediate tables (parsed `other` fields, token columns, lookups, wording) for one day at a
+time. With `workers` > 1 at most that many days are in flight, each in its own process.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import os
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -30,23 +28,18 @@ from reconcile.engines.base import (
 from reconcile.engines.partition import partition
 from reconcile.pricing.rules import Rules
 
-#: Below this many logs the days run in this process: starting a pool costs more than it saves.
-POOL_FROM_LOGS = 200_000
-
-
-def default_workers(logs: int) -> int:
-    """Two processes for a large month (more days in flight would multiply peak memory)."""
-    return 1 if logs < POOL_FROM_LOGS else max(1, min(2, os.cpu_count() or 1))
-
 
 @dataclass
 class LocalRunner:
-    """Day partitions over a process pool (`workers` processes; 1: in this process).
+    """Day partitions, in this process (`workers` 1) or over a pool of `workers` processes.
 
-    `workers` None chooses by the month's size (`default_workers`).
+    One is the default. Measured on the 2-core machine (benchmarks/README.md, 1M logs), two
+    pool workers made the stages 2x slower (each day pickled to and from a worker) and the
+    process tree's peak larger than the whole month's in one piece, while the stages are a
+    fifth of the run; the pool is for machines with cores to spare.
     """
 
-    workers: int | None = None
+    workers: int = 1
     name: str = "local"
 
     def stage(
@@ -59,7 +52,7 @@ class LocalRunner:
     ) -> Staged:
         parts = partition(logs, ledger, period)
         req = has_request_ids(logs)
-        workers = self.workers if self.workers is not None else default_workers(len(logs))
+        workers = self.workers
 
         def job(i: int) -> tuple[pd.DataFrame, Ledger | None]:
             part_ledger = parts.ledger(ledger, i) if ledger is not None else None
