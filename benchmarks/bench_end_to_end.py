@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from reconcile.books.ledger import load_ledger, unreadable_findings
+from reconcile.books.ledger import load_ledger
+from reconcile.books.problems import unreadable_findings
 from reconcile.core import findings
 from reconcile.core.period import parse_period
 from reconcile.core.results import FetchResult, InputFile, RunResult
@@ -149,7 +150,7 @@ def main() -> None:
         "match",
         lambda: [match_ledger(snap.logs, ledger, period, rules), unreadable_findings(ledger)],
     )
-    found = timed("finalize", lambda: findings.finalize([pricing.findings, *frames], rules))
+    found = timed("finalize", lambda: findings.finalize([pricing.findings, *frames], rules, ledger))
     result = RunResult(
         fetch=snap,
         rules=rules,

@@ -3,30 +3,58 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
+import os
 import sys
+import traceback
+from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import SecretStr
 
-from reconcile import pipeline
-from reconcile.core.findings import by_category
+from reconcile import __version__, pipeline
+from reconcile.core.money import display_amount
 from reconcile.core.period import Period, parse_period
 from reconcile.core.redact import RedactingFilter, Redactor
 from reconcile.core.results import RunResult
-from reconcile.core.schema import SEVERITY
-from reconcile.errors import ReconcileError
+from reconcile.errors import EXIT_INTERNAL, ReconcileError
 from reconcile.pricing.rules import load_rules
 from reconcile.pricing.rules_table import describe_rules
 from reconcile.settings import ApiKey, EngineName, FailOn, Settings, SourceName, load_settings
 from reconcile.sources.progress import progress_for
 
+EXIT_CODES = (
+    "Exit status: 0 reconciled (or --fail-on never); 1 findings at or above --fail-on, "
+    "including an open period (the period had not ended when the logs were read); "
+    "2 bad input, configuration or an output that cannot be written (one line naming the "
+    "file, line, field, option or setting); 3 the gateway could not be read completely, even "
+    "after retries; 70 an unexpected internal error (a bug: please report it); "
+    "130 interrupted."
+)
+
+
+def _settings_help() -> str:
+    """Every setting with its environment variable and default, from Settings itself."""
+    parts = []
+    for name, field in Settings.model_fields.items():
+        default = field.get_default()
+        shown = "none" if default is None else str(default)
+        note = f" ({field.description})" if field.description else ""
+        parts.append(f"RECONCILE_{name.upper()} (default: {shown}){note}")
+    return (
+        "Settings come from RECONCILE_* environment variables, then a .env file, then flags "
+        "(flags win): " + "; ".join(parts) + "."
+    )
+
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="Reconcile an LLM gateway's billing logs with the contract and the books.",
+    epilog=EXIT_CODES,
 )
 rules_app = typer.Typer(no_args_is_help=True, help="Pricing rules files.")
 app.add_typer(rules_app, name="rules")
@@ -37,16 +65,48 @@ PeriodOpt = Annotated[str | None, typer.Option("--period", help="A month, YYYY-M
 StartOpt = Annotated[str | None, typer.Option("--start", help="First day, YYYY-MM-DD.")]
 EndOpt = Annotated[str | None, typer.Option("--end", help="Day after the last, YYYY-MM-DD.")]
 TzOpt = Annotated[
-    str | None, typer.Option("--tz", help="Time zone of the period (default: settings, UTC).")
+    str | None,
+    typer.Option(
+        "--tz",
+        help="Time zone of the period (default: a snapshot's own with --from-snapshot, else "
+        "RECONCILE_TIMEZONE, else UTC).",
+    ),
 ]
-OutOpt = Annotated[Path | None, typer.Option("--out", help="Output directory.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        help="Output directory: new, empty, or one this tool wrote, which is replaced whole "
+        "(default: reports/<period>).",
+    ),
+]
+QuietOpt = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", help="Print only the verdict line, warnings and errors."),
+]
+
 SourceOpt = Annotated[
     SourceName | None,
     typer.Option(
         "--source", help="Force a log source: token|self|admin|database (default: credentials)."
     ),
 ]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"reconcile {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Reconcile an LLM gateway's billing logs with the contract and the books."""
 
 
 def _setup_logging(keys: list[ApiKey], quiet: bool) -> Redactor:
@@ -63,8 +123,16 @@ def _setup_logging(keys: list[ApiKey], quiet: bool) -> Redactor:
     return redact
 
 
+REPORT_BUG = (
+    "this is a bug in reconcile, please report it with the command you ran "
+    "(set RECONCILE_DEBUG=1 to see where it failed)"
+)
+
+
 def _fail(exc: ReconcileError, redact: Redactor) -> typer.Exit:
     typer.echo(f"error: {redact(str(exc))}", err=True)
+    if exc.exit_code == EXIT_INTERNAL:
+        typer.echo(f"error: {REPORT_BUG}", err=True)
     return typer.Exit(exc.exit_code)
 
 
@@ -74,41 +142,100 @@ def _period(period: str | None, start: str | None, end: str | None, tz: str) -> 
     return parse_period(period, start, end, tz)
 
 
-def _report(result: RunResult, written: dict[str, Path]) -> None:
-    """A short verdict on stdout: what a person at a terminal or a CI log needs to see."""
-    logs = result.fetch.logs
-    p = result.period
-    verdict = "PASS" if result.status == "pass" else "FAIL"
-    typer.echo(f"{verdict}  {p.label}  [{p.start.isoformat()} .. {p.end.isoformat()}) {p.timezone}")
-    for code, name in ((2, "consume"), (6, "refund"), (1, "topup"), (5, "error")):
-        sel = logs[logs["type"] == code]
-        typer.echo(f"  {name:<8} {len(sel):>9,} logs {int(sel['quota'].sum()):>16,} quota")
-    typer.echo(f"  {'expected':<8} {'':>14} {result.pricing.expected_quota:>16,} quota (rules)")
-    ledger = result.ledger or result.invoice
-    if ledger is not None:
-        typer.echo(f"  {ledger.kind:<8} {len(ledger.rows):>9,} rows {ledger.quota:>16,} quota")
-    typer.echo("  findings:")
-    for cat, tally in by_category(result.findings).items():
+def _money(summary: dict[str, Any], amount: object) -> str:
+    cur = str(summary["currency"]["code"])
+    return display_amount(Decimal(str(amount)), cur)
+
+
+def _report(summary: dict[str, Any], written: dict[str, Path], quiet: bool) -> None:
+    """A short verdict on stdout: what a person at a terminal or a CI log needs to see.
+
+    Quota and money side by side; signed figures are gateway minus contract / books.
+    """
+    p = summary["period"]
+    head = summary["headline"]
+    line = f"{summary['verdict']}  {summary['label']}  [{p['start']} .. {p['end']}) {p['timezone']}"
+    if summary["open_period"]["open"]:
+        line += f"  (open period: logs read at {summary['open_period']['cut_off']})"
+    typer.echo(line)
+    if quiet:  # the verdict and what the reviewer must know, nothing else
+        for warning in summary["warnings"]:
+            typer.echo(f"  warning: {warning}")
+        return
+    amounts = summary["amounts"]
+    for name in ("consume", "refund", "topup", "error"):
+        t = summary["logs"][name]
+        money = _money(summary, amounts[name]) if name in amounts else ""
+        typer.echo(f"  {name:<9} {t['count']:>9,} logs {t['quota']:>18,} quota  {money:>18}")
+    typer.echo(
+        f"  {'expected':<9} {'':>14} {summary['expected_quota']:>18,} quota  "
+        f"{_money(summary, amounts['expected']):>18} (rules)"
+    )
+    ledger = summary["ledger"]
+    if ledger["kind"] != "none":
         typer.echo(
-            f"    {cat:<18} {SEVERITY[cat]:<8} {tally['count']:>7,} {tally['quota']:>16,} quota"
+            f"  {ledger['kind']:<9} {ledger['rows']:>9,} rows {ledger['quota']:>18,} quota  "
+            f"{_money(summary, amounts['ledger']):>18}"
         )
-    for warning in result.warnings:
+    over = head["contract"]["overcharged"]
+    typer.echo(
+        f"  contract overcharged: {over['count']:,} logs, {_money(summary, over['amount'])}; "
+        f"net {_money(summary, head['contract']['net']['amount'])} (gateway − contract)"
+    )
+    if head["books"] is not None:
+        books = head["books"]
+        typer.echo(
+            f"  books vs gateway (net spend): {_money(summary, books['net']['amount'])}; "
+            f"top-ups not booked {_money(summary, books['topups_not_booked']['amount'])}, "
+            f"refunds not booked {_money(summary, books['refunds_not_booked']['amount'])}"
+        )
+    typer.echo(f"  not checked (no rule): {_money(summary, head['unchecked']['amount'])}")
+    typer.echo("  findings:")
+    for cat, entry in summary["by_category"].items():
+        typer.echo(
+            f"    {cat:<18} {entry['severity']:<8} {entry['count']:>7,} "
+            f"{entry['quota_at_stake']:>16,} quota {_money(summary, entry['amount_at_stake']):>16}"
+        )
+    for warning in summary["warnings"]:
         typer.echo(f"  warning: {warning}")
     for role, path in written.items():
         typer.echo(f"  {role:<13} {path}")
 
 
 def _run(
-    settings: Settings, request: pipeline.RunRequest, out: Path | None, junit: Path | None
+    settings: Settings,
+    request: pipeline.RunRequest,
+    out: Path | None,
+    junit: Path | None,
+    quiet: bool = False,
 ) -> RunResult:
+    from reconcile.report.summary import build_summary  # loaded only when a report is written
+
+    planned = out or (request.period and pipeline.default_out_dir(request.period))
+    if planned:
+        pipeline.check_outputs(planned, junit)  # before any work: never lose an hour's fetch
     with progress_for(sys.stderr) as hook:
         result = pipeline.compute(settings, request, hook)
-    written = pipeline.write_report(result, out or pipeline.default_out_dir(result.period), junit)
-    _report(result, written)
+    summary = build_summary(result)
+    out_dir = out or pipeline.default_out_dir(result.period)
+    written = pipeline.write_report(result, out_dir, junit, summary=summary)
+    _report(summary, written, quiet)
     return result
 
 
-@app.command()
+def _snapshot_timezone(path: Path) -> str | None:
+    """The time zone a snapshot was fetched in, so a rerun needs no --tz (None: unknown)."""
+    from reconcile.sources.snapshot import MANIFEST_FILE, find_snapshot
+
+    try:
+        manifest = json.loads((find_snapshot(path) / MANIFEST_FILE).read_text(encoding="utf-8"))
+        tz = manifest["period"]["timezone"]
+    except (ReconcileError, OSError, ValueError, KeyError, TypeError):
+        return None  # read_snapshot says what is wrong with it, later
+    return tz if isinstance(tz, str) else None
+
+
+@app.command(epilog=EXIT_CODES + " " + _settings_help())
 def run(
     period: PeriodOpt = None,
     start: StartOpt = None,
@@ -145,9 +272,15 @@ def run(
     ] = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Fetch (or load a snapshot), re-price, match and write the report."""
+    """Fetch (or load a snapshot), re-price, match and write the report.
+
+    --period and --start/--end exclude each other; so do --ledger and --invoice. With
+    --from-snapshot the period (and its time zone) may be left out: the snapshot holds it.
+    """
     redact = Redactor([])
     try:
+        if tz is None and from_snapshot is not None:
+            tz = _snapshot_timezone(from_snapshot)
         settings = load_settings(
             timezone=tz,
             rules=rules,
@@ -166,14 +299,14 @@ def run(
             from_snapshot=from_snapshot,
             fail_on=settings.fail_on,
         )
-        result = _run(settings, request, out, junit)
+        result = _run(settings, request, out, junit, quiet)
     except ReconcileError as exc:
         raise _fail(exc, redact) from None
     if result.status == "fail":
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def fetch(
     period: PeriodOpt = None,
     start: StartOpt = None,
@@ -192,6 +325,7 @@ def fetch(
         when = _period(period, start, end, settings.timezone)
         if when is None:
             when = parse_period(None, None, None, settings.timezone)  # raises: says what to give
+        pipeline.check_outputs(out or pipeline.default_out_dir(when))
         with progress_for(sys.stderr) as hook:
             result = pipeline.fetch_period(settings, when, hook)
         where = pipeline.write_fetch(result, out or pipeline.default_out_dir(when))
@@ -225,7 +359,7 @@ def demo(
                 ledger=demo_mod.FILES.ledger,
                 fail_on="error",
             )
-            result = _run(settings, request, out, None)
+            result = _run(settings, request, out, None, quiet)
     except ReconcileError as exc:
         raise _fail(exc, redact) from None
     if result.status == "fail":
@@ -241,9 +375,76 @@ def rules_check(path: Annotated[Path, typer.Argument(help="The rules file to val
         raise _fail(exc, Redactor([])) from None
     for line in [*desc.summary_lines(), "", *desc.table_lines()]:
         typer.echo(line)
+    for line in desc.details:
+        typer.echo(line)
     for warning in desc.warnings:
         typer.echo(f"warning: {warning}")
     typer.echo(f"ok: {path}")
+
+
+@rules_app.command("pull")
+def rules_pull(
+    out: Annotated[Path, typer.Option("--out", help="The rules file to write.")],
+    base_url: Annotated[
+        str | None,
+        typer.Option("--base-url", help="The gateway (default: RECONCILE_BASE_URL)."),
+    ] = None,
+    effective_from: Annotated[
+        str | None,
+        typer.Option("--effective-from", help="YYYY-MM-DD the prices apply from (default: today)."),
+    ] = None,
+) -> None:
+    """Write the gateway's published price list (GET /api/pricing) as a rules file."""
+    from datetime import date
+
+    from reconcile.errors import InputError
+    from reconcile.pricing.pull import fetch_pricing, origin, rules_text, write_pulled
+
+    try:
+        url = base_url or load_settings().base_url
+        if not url:
+            raise InputError("give --base-url or set RECONCILE_BASE_URL", field="--base-url")
+        try:
+            since = date.fromisoformat(effective_from) if effective_from else date.today()
+        except ValueError:
+            raise InputError(
+                f"not a date like 2026-11-01: {effective_from!r}", field="--effective-from"
+            ) from None
+        pulled = rules_text(fetch_pricing(url), origin(url), since)
+        write_pulled(out, pulled.text)
+    except ReconcileError as exc:
+        raise _fail(exc, Redactor([])) from None
+    for skipped in pulled.skipped:
+        typer.echo(f"warning: not written: {skipped}", err=True)
+    typer.echo(f"wrote {pulled.models} model(s) effective from {since.isoformat()} to {out}")
+
+
+@rules_app.command("diff")
+def rules_diff(
+    old: Annotated[Path, typer.Argument(help="The earlier rules file.")],
+    new: Annotated[Path, typer.Argument(help="The later rules file.")],
+) -> None:
+    """List what changed between two rules files (+ added, - removed, ~ changed)."""
+    from reconcile.pricing.diff import diff_rules
+
+    try:
+        changes = diff_rules(load_rules(old), load_rules(new))
+    except ReconcileError as exc:
+        raise _fail(exc, Redactor([])) from None
+    for line in changes:
+        typer.echo(line)
+    typer.echo(f"{len(changes)} change(s)")
+
+
+def _where(exc: BaseException) -> str:
+    """` at reconcile/x.py:12`: the innermost frame of this package, without the message
+    (which may quote data)."""
+    here = Path(__file__).resolve().parent
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        path = Path(frame.filename)
+        if path.is_relative_to(here):
+            return f" at reconcile/{path.relative_to(here)}:{frame.lineno}"
+    return ""
 
 
 def main() -> None:
@@ -251,4 +452,16 @@ def main() -> None:
     # garbage collector from walking it again at every full collection and once more at
     # exit, which took 0.1-0.3 s of every run (measured on `reconcile fetch`).
     gc.freeze()
-    app()
+    try:
+        app(standalone_mode=True)
+    except KeyboardInterrupt:
+        typer.echo("error: interrupted; nothing was written", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        # Anything the code did not expect: never a traceback (it may hold data) and never
+        # exit 1, which means findings. RECONCILE_DEBUG=1 shows where it happened.
+        if os.environ.get("RECONCILE_DEBUG") == "1":
+            traceback.print_exc()
+        typer.echo(f"error: internal error: {type(exc).__name__}{_where(exc)}", err=True)
+        typer.echo(f"error: {REPORT_BUG}", err=True)
+        sys.exit(EXIT_INTERNAL)

@@ -8,17 +8,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from reconcile.books.invoice import load_invoice
 from reconcile.books.ledger import load_ledger
 from reconcile.core import findings as findings_mod
-from reconcile.core.atomic import atomic_directory, atomic_write_text
+from reconcile.core.atomic import atomic_directory, atomic_write_text, check_replaceable
+from reconcile.core.identity import with_unique_ids
 from reconcile.core.period import Period
 from reconcile.core.results import FetchResult, InputFile, Ledger, RunResult
 from reconcile.engines import Runner, choose_runner
 from reconcile.errors import InputError
+from reconcile.match.ledger import id_warnings
 from reconcile.pricing.rules import load_rules
 from reconcile.report.summary import build_summary
 from reconcile.settings import Settings
@@ -92,10 +96,13 @@ def compute(
             request.period.start != snapshot.period.start
             or request.period.end != snapshot.period.end
         ):
+            asked = request.period
             raise InputError(
                 f"the snapshot holds {snapshot.period.label} "
-                f"({snapshot.period.start.isoformat()} to {snapshot.period.end.isoformat()}), "
-                "not the period asked for",
+                f"({snapshot.period.start.isoformat()} to {snapshot.period.end.isoformat()}, "
+                f"time zone {snapshot.period.timezone}), not the period asked for "
+                f"({asked.start.isoformat()} to {asked.end.isoformat()}, time zone "
+                f"{asked.timezone}); leave out --period and --tz to use the snapshot's",
                 file=request.from_snapshot,
                 field="--period",
             )
@@ -117,12 +124,25 @@ def compute(
 
     if snapshot_input is not None:
         inputs.append(snapshot_input)
-    fetched = snapshot if snapshot is not None else fetch_period(settings, period, progress)
+    fetched = with_unique_ids(
+        snapshot if snapshot is not None else fetch_period(settings, period, progress)
+    )
 
     # engines: price and match run through the chosen runner (reconcile/engines/)
-    staged = (runner or choose_runner(settings)).stage(fetched.logs, ledger, invoice, period, rules)
+    staged = (runner or choose_runner(settings)).stage(
+        fetched.logs, ledger, invoice, period, rules, fetched.id_scheme
+    )
     pricing, frames = staged.pricing, staged.frames
-    found = findings_mod.finalize(frames, rules)
+    frames.append(findings_mod.open_period(period, fetched.fetched_at))
+    # a pricing finding shows the ledger line booking its log; by log_id only where the
+    # gateway's ids are the ledger's (with ids by position, ours are renumbered)
+    book = (
+        ledger
+        if fetched.id_scheme == "stable"
+        or (ledger is not None and ledger.match_key == "request_id")
+        else None
+    )
+    found = findings_mod.finalize(frames, rules, book)
     failed = findings_mod.reaches(found, request.fail_on)
     return RunResult(
         fetch=fetched,
@@ -134,12 +154,44 @@ def compute(
         status="fail" if failed else "pass",
         ledger=ledger,
         invoice=invoice,
-        warnings=[*fetched.warnings, *pricing.warnings],
+        warnings=[
+            *fetched.warnings,
+            *(id_warnings(fetched.logs, ledger, fetched.id_scheme) if ledger is not None else []),
+            *(ledger.warnings if ledger is not None else []),
+            *(invoice.warnings if invoice is not None else []),
+            *pricing.warnings,
+        ],
     )
 
 
-def write_report(result: RunResult, out_dir: Path, junit: Path | None = None) -> dict[str, Path]:
-    """Write every output into `out_dir` atomically; return what was written, by role."""
+@contextmanager
+def writing(path: Path, setting: str) -> Iterator[None]:
+    """Turn an OS error while writing an output (disk full, read-only, busy, no permission)
+    into one line naming the file and the option or setting that chose it (exit 2)."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise InputError(f"cannot write: {reason}", file=path, field=setting) from None
+
+
+def check_outputs(out_dir: Path, junit: Path | None = None) -> None:
+    """Before any work: refuse an --out that is not ours to replace, and a --junit directory."""
+    check_replaceable(out_dir, "--out")
+    if junit is not None and junit.is_dir():
+        raise InputError("is a directory, not a file", file=junit, field="--junit")
+
+
+def write_report(
+    result: RunResult,
+    out_dir: Path,
+    junit: Path | None = None,
+    summary: dict[str, object] | None = None,
+) -> dict[str, Path]:
+    """Write every output into `out_dir` atomically; return what was written, by role.
+
+    `summary`: build_summary(result), if the caller already has it.
+    """
     # imported here: `reconcile fetch` never writes a report and starts faster without
     # loading openpyxl and the report code
     from reconcile.report.csvfile import write_discrepancies_csv
@@ -154,8 +206,8 @@ def write_report(result: RunResult, out_dir: Path, junit: Path | None = None) ->
         "discrepancies": "discrepancies.csv",
         "snapshot": SNAPSHOT_DIR,
     }
-    summary = build_summary(result)
-    with atomic_directory(out_dir) as staging:
+    summary = summary if summary is not None else build_summary(result)
+    with writing(out_dir, "--out"), atomic_directory(out_dir, "--out") as staging:
         write_snapshot(result.fetch, staging / SNAPSHOT_DIR)
         write_discrepancies_csv(result.findings, staging / names["discrepancies"])
         write_workbook(result, staging / names["workbook"])
@@ -164,17 +216,21 @@ def write_report(result: RunResult, out_dir: Path, junit: Path | None = None) ->
         )
     written = {role: out_dir / name for role, name in names.items()}
     if junit is not None:
-        atomic_write_text(junit, render_junit(summary, result.findings))
+        with writing(junit, "--junit"):
+            atomic_write_text(junit, render_junit(summary, result.findings))
         written["junit"] = junit
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
-        with open(step_summary, "a", encoding="utf-8") as f:
+        with (
+            writing(Path(step_summary), "GITHUB_STEP_SUMMARY"),
+            open(step_summary, "a", encoding="utf-8") as f,
+        ):
             f.write(render_markdown(summary) + "\n")
     return written
 
 
 def write_fetch(result: FetchResult, out_dir: Path) -> Path:
     """`reconcile fetch`: store the snapshot only, atomically."""
-    with atomic_directory(out_dir) as staging:
+    with writing(out_dir, "--out"), atomic_directory(out_dir, "--out") as staging:
         write_snapshot(result, staging / SNAPSHOT_DIR)
     return out_dir / SNAPSHOT_DIR

@@ -1,19 +1,27 @@
-"""Shared fixtures: the demo gateway on 127.0.0.1 and a way to run the CLI as a user would."""
+"""Shared fixtures: the demo gateway and database servers on 127.0.0.1, and a way to run the CLI
+as a user would."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+from database_helpers import MyServer, PgServer, mysql_server, postgres_server
+from jsonschema import Draft202012Validator, FormatChecker
 
 from reconcile.demo import run as demo
+from reconcile.report.summary import summary_schema
 
 ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,33 @@ class Gateway:
 def demo_gateway() -> Iterator[Gateway]:
     with demo.demo_gateway() as (url, keys):
         yield Gateway(url, keys)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PgServer]:
+    """A real PostgreSQL server on 127.0.0.1 for the session (Debian's postgresql)."""
+    yield from _started(postgres_server(), "PostgreSQL")
+
+
+@pytest.fixture(scope="session")
+def mysql() -> Iterator[MyServer]:
+    """A real MariaDB server on 127.0.0.1 for the session (Debian's mariadb-server-core)."""
+    yield from _started(mysql_server(), "MariaDB")
+
+
+def _started(server: AbstractContextManager[T], name: str) -> Iterator[T]:
+    """Where a server cannot start, its tests skip locally but fail in CI (CI=true): there a
+    missing server is a broken setup, not a reason to test less."""
+    try:
+        running = server.__enter__()
+    except RuntimeError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} did not start: {exc}")
+        pytest.skip(f"{name} did not start: {exc}")
+    try:
+        yield running
+    finally:
+        server.__exit__(None, None, None)
 
 
 @dataclass(frozen=True)
@@ -48,3 +83,22 @@ def run_cli(*args: str | Path, env: dict[str, str] | None = None, cwd: Path | No
         check=False,
     )
     return Ran(proc.returncode, proc.stdout, proc.stderr)
+
+
+def summary_errors(summary: object) -> list[str]:
+    """Where `summary` breaks the published summary.json schema (empty: it is valid)."""
+    validator = Draft202012Validator(summary_schema(), format_checker=FormatChecker())
+    return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(summary)]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def every_summary_matches_the_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """After the suite: every summary.json any test wrote validates against the schema."""
+    yield
+    root = tmp_path_factory.getbasetemp()
+    bad = {}
+    for path in root.rglob("summary.json"):
+        errors = summary_errors(json.loads(path.read_text(encoding="utf-8")))
+        if errors:
+            bad[str(path)] = errors[:3]
+    assert not bad, bad

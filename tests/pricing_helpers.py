@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 
 from reconcile.core.schema import CONSUME, LOG_DTYPES
+from reconcile.demo.server import GatewayServer
+from reconcile.demo.store import LogStore
 from reconcile.pricing.rules import Rules, parse_rules
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -89,3 +94,18 @@ cache_creation_ratio = 1.25
 match = "dall-e-3"
 model_price = 0.04
 """
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]], key: str) -> Path:
+    """Logs as the built-in gateway's store reads them: one JSON object per line with `key`."""
+    with open(path, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps({"key": key, **row}, ensure_ascii=False) + "\n")
+    return path
+
+
+@contextmanager
+def serving(logs: Path, pricing: dict[str, Any] | None = None) -> Iterator[str]:
+    """The built-in gateway on 127.0.0.1 serving these logs (and this /api/pricing)."""
+    with GatewayServer(LogStore.from_jsonl(logs), pricing=pricing) as server:
+        yield server.url

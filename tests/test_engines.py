@@ -161,6 +161,34 @@ def test_spark_local_mode_writes_the_local_runners_summary(
     assert on_spark == local
 
 
+NO_IDS = """created_at,type,model_name,quota
+2026-10-02T00:00:20+08:00,consume,gpt-4o,100
+2026-10-02T00:00:04+08:00,consume,gpt-4o,200
+2026-10-12T09:00:00+08:00,consume,gpt-4o,6
+"""
+
+
+def test_a_ledger_without_ids_is_paired_by_content_across_midnight_as_in_one_piece(
+    tmp_path: Path,
+) -> None:
+    # rows without ids pair with logs by content and time, which may lie on another day:
+    # the ledger is then matched in one piece (the pricing still by day)
+    logs = make_logs(
+        [
+            {"id": 1, "created_at": "2026-10-01 23:59:50", "quota": 100, "model_name": "gpt-4o"},
+            {"id": 2, "created_at": "2026-10-02 00:00:03", "quota": 200, "model_name": "gpt-4o"},
+            {"id": 4, "created_at": "2026-10-12 09:00:00", "quota": 5, "model_name": "gpt-4o"},
+        ]
+    )
+    rules = fixture_rules()
+    ledger = load_ledger(write(tmp_path, "ledger.csv", NO_IDS), rules, period().tz)
+    assert partition(logs, ledger, period()).ledger_whole
+    whole = WholeRunner().stage(logs, ledger, None, period(), rules)
+    days = LocalRunner(workers=1).stage(logs, ledger, None, period(), rules)
+    a, b = finalize(whole.frames, rules), finalize(days.frames, rules)
+    pd.testing.assert_frame_equal(a, b)
+
+
 def test_an_unknown_engine_is_exit_2_naming_the_flag() -> None:
     ran = run_cli("run", "--period", "2026-10", "--engine", "dask", "--rules", demo.FILES.rules)
     assert ran.code == 2

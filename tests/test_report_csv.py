@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from report_helpers import HOSTILE, clean_result, make_result
 
-from reconcile.core.schema import FINDING_COLUMNS, MONEY_COLUMNS, findings_frame
+from reconcile.core.schema import FINDING_COLUMNS, MONEY_COLUMNS, OUTPUT_COLUMNS, findings_frame
 from reconcile.report import csvfile
 from reconcile.report.csvfile import write_discrepancies_csv
 from reconcile.report.safe import csv_text
@@ -46,7 +46,8 @@ def test_columns_order_and_encoding(tmp_path: Path) -> None:
     raw = path.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")  # BOM: Excel reads the file as UTF-8
     rows = _read(path)
-    assert rows[0] == [*FINDING_COLUMNS, *MONEY_COLUMNS]
+    assert rows[0] == OUTPUT_COLUMNS
+    assert rows[0][: len(FINDING_COLUMNS) + 2] == [*FINDING_COLUMNS, *MONEY_COLUMNS]  # added after
     assert len(rows) == 1 + len(result.findings)
     # Same order as the findings (money at stake first), read back by pandas as well.
     back = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -111,4 +112,4 @@ def test_chunking_does_not_change_the_file(tmp_path: Path, monkeypatch: pytest.M
 def test_no_findings_writes_the_header_only(tmp_path: Path) -> None:
     path = tmp_path / "d.csv"
     write_discrepancies_csv(clean_result().findings, path)
-    assert _read(path) == [[*FINDING_COLUMNS, *MONEY_COLUMNS]]
+    assert _read(path) == [OUTPUT_COLUMNS]

@@ -7,10 +7,11 @@ from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
-from report_helpers import clean_result, make_result
+from conftest import summary_errors
+from report_helpers import clean_result, empty_result, invoice_result, make_result
 
 from reconcile.core.schema import CATEGORIES, CONSUME, REFUND, TOPUP
-from reconcile.report.summary import build_summary, write_summary
+from reconcile.report.summary import build_summary, summary_json, write_summary
 
 CONTRACT_KEYS = [
     "schema_version",
@@ -100,7 +101,11 @@ def test_a_clean_run_without_a_ledger_has_zeros_and_passes() -> None:
         "kind": "none",
         "by_type": {k: {"count": 0, "quota": 0} for k in ("consume", "refund", "topup")},
         "unreadable_rows": 0,
+        "net_spend_quota": 0,
+        "signed_by_type": {"consume": 0, "refund": 0, "topup": 0},
     }
+    assert summary["headline"]["books"] is None  # type: ignore[index]
+    assert summary["verdict"] == "PASS"
     found = summary["discrepancies"]
     assert isinstance(found, dict)
     assert all(found[c]["count"] == 0 and found[c]["quota"] == 0 for c in CATEGORIES)
@@ -139,3 +144,31 @@ def test_written_json_is_deterministic_and_carries_no_floats(tmp_path: Path) -> 
     json.loads(text, parse_float=lambda s: floats.append(float(s)) or 0.0)
     assert floats == []
     assert json.loads(text)["fetch"]["key_refs"] == ["key-aaaa1111", "key-bbbb2222"]
+
+
+def test_every_kind_of_run_validates_against_the_published_schema() -> None:
+    for result in (
+        make_result(),
+        make_result(currency="CNY"),
+        clean_result(),
+        invoice_result(),
+        empty_result(),
+    ):
+        summary = json.loads(summary_json(build_summary(result)))
+        assert summary_errors(summary) == []
+
+
+def test_the_schema_rejects_what_breaks_the_contract() -> None:
+    good = json.loads(summary_json(build_summary(make_result())))
+    broken = json.loads(json.dumps(good))
+    del broken["discrepancies"]["pricing_mismatch"]  # a contract category missing
+    assert summary_errors(broken)
+    broken = json.loads(json.dumps(good))
+    broken["amounts"]["consume"] = 0.93  # money as a binary float
+    assert summary_errors(broken)
+    broken = json.loads(json.dumps(good))
+    broken["period"]["label"] = "2026-10"  # the contract's period object has exactly 3 keys
+    assert summary_errors(broken)
+    broken = json.loads(json.dumps(good))
+    broken["undocumented"] = 1  # a new field must be added to the schema and docs first
+    assert summary_errors(broken)

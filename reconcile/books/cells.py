@@ -1,7 +1,7 @@
-"""Vectorised reading of CSV cells: ids, quotas, money, timestamps, types and currencies.
+"""Vectorised reading of CSV cells: ids, quotas, money, types and currencies (times: times.py).
 
 Every parser takes a pyarrow string array and returns numpy values plus a mask of the cells it
-could not read; `Problems` turns those masks into one reason per bad row. Python runs per
+could not read; `problems.Problems` turns those masks into one reason per bad row. Python runs per
 distinct value (types, currencies) or per failing row, never once per row, so a million-row
 file parses in a second or two.
 
@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
@@ -104,12 +103,12 @@ def currency_code(text: str) -> str | None:
     return key if _CODE.match(key) else None
 
 
-def _mask(arr: Any) -> BoolArray:
+def mask(arr: Any) -> BoolArray:
     """A pyarrow boolean array as numpy, nulls as False."""
     return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _ints(arr: Any) -> IntArray:
+def ints(arr: Any) -> IntArray:
     return np.asarray(pc.fill_null(arr, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
@@ -123,7 +122,7 @@ def clean(cells: Any) -> Any:
 
 
 def empty(t: Any) -> BoolArray:
-    return _mask(pc.equal(t, ""))
+    return mask(pc.equal(t, ""))
 
 
 def texts(t: Any) -> Any:
@@ -162,10 +161,10 @@ def money_text(t: Any) -> MoneyText:
     """Split money cells; cells of only digits, `.` and `,` (the usual case) skip the regex."""
     n = len(t)
     is_empty = empty(t)
-    digits = _mask(pc.ascii_is_decimal(t))
+    digits = mask(pc.ascii_is_decimal(t))
     simple = digits.copy()
     if not (digits | is_empty).all():
-        simple |= _mask(pc.match_substring_regex(t, r"^[0-9.,]+$"))
+        simple |= mask(pc.match_substring_regex(t, r"^[0-9.,]+$"))
     negative = np.zeros(n, dtype=bool)
     symbol = np.full(n, None, dtype=object)
     two = np.zeros(n, dtype=bool)
@@ -175,9 +174,9 @@ def money_text(t: Any) -> MoneyText:
     if fancy.any():
         # The usual fancy cell is one sign and a plain number (`¥0.18`, `$1,234.50`).
         bare = pc.utf8_ltrim(t, characters=_SIGNS)
-        signed = fancy & (_ints(pc.utf8_length(t)) - _ints(pc.utf8_length(bare)) == 1)
+        signed = fancy & (ints(pc.utf8_length(t)) - ints(pc.utf8_length(bare)) == 1)
         if signed.any():
-            signed &= _mask(pc.match_substring_regex(bare, r"^[0-9.,]+$"))
+            signed &= mask(pc.match_substring_regex(bare, r"^[0-9.,]+$"))
         if signed.any():
             signs, idx = map_words(pc.utf8_slice_codeunits(t, 0, 1), currency_code)
             symbol[signed] = np.array([*signs, None], dtype=object)[idx][signed]
@@ -187,25 +186,25 @@ def money_text(t: Any) -> MoneyText:
     if fancy.any():
         where = np.flatnonzero(fancy)
         sub = pc.filter(t, pa.array(fancy))
-        paren = _mask(pc.match_substring_regex(sub, r"^\(.*\)$"))
+        paren = mask(pc.match_substring_regex(sub, r"^\(.*\)$"))
         if paren.any():
             sub = pc.replace_substring_regex(sub, r"^\((.*)\)$", r"\1")
         parts = pc.extract_regex(sub, _AMOUNT)
-        matched = _mask(pc.is_valid(parts))
+        matched = mask(pc.is_valid(parts))
 
         def part(name: str) -> Any:
             return pc.fill_null(pc.struct_field(parts, name), "")
 
         neg = paren.copy()
         for name in ("s1", "s2", "s3"):
-            neg |= _mask(pc.is_in(part(name), pa.array(["-", "−"])))
+            neg |= mask(pc.is_in(part(name), pa.array(["-", "−"])))
         pre, post = part("pre"), part("post")
-        both = _mask(pc.and_(pc.not_equal(pre, ""), pc.not_equal(post, "")))
+        both = mask(pc.and_(pc.not_equal(pre, ""), pc.not_equal(post, "")))
         marker = pc.if_else(pc.equal(pre, ""), post, pre)
         codes, idx = map_words(marker, lambda w: currency_code(w) if w else "")
         known = np.array([c is not None for c in codes] + [False], dtype=bool)[idx]
         sub_symbol = np.array([c or None for c in codes] + [None], dtype=object)[idx]
-        sub_two = both & _mask(pc.not_equal(pre, post))
+        sub_two = both & mask(pc.not_equal(pre, post))
         sub_num = pc.replace_substring_regex(part("num"), _GROUPING, "")
         num = pc.replace_with_mask(num, pa.array(fancy), sub_num)
         negative[where] = neg & matched
@@ -226,10 +225,10 @@ def detect_decimal(m: MoneyText, delimiter: str) -> tuple[str, str]:
     comma = point = 0
     comma_at = point_at = -1
     if len(m.num) and pc.any(pc.match_substring(m.num, ",")).as_py():
-        hits = _mask(pc.match_substring_regex(m.num, _COMMA_DECIMAL))
+        hits = mask(pc.match_substring_regex(m.num, _COMMA_DECIMAL))
         comma, comma_at = int(hits.sum()), int(np.argmax(hits))
     if len(m.num) and pc.any(pc.match_substring(m.num, ".")).as_py():
-        hits = _mask(pc.match_substring_regex(m.num, _POINT_DECIMAL))
+        hits = mask(pc.match_substring_regex(m.num, _POINT_DECIMAL))
         point, point_at = int(hits.sum()), int(np.argmax(hits))
     if comma > point:
         return ",", f"decimal comma detected ({comma} values such as {cell(m.num, comma_at)!r})"
@@ -264,10 +263,10 @@ def parse_amount(m: MoneyText, decimal: str) -> Amounts:
     num = m.num
     n = len(num)
     thousands = _THOUSANDS[decimal]
-    grouped = _mask(pc.match_substring(num, thousands)) if n else np.zeros(0, bool)
+    grouped = mask(pc.match_substring(num, thousands)) if n else np.zeros(0, bool)
     ok = m.shaped & ~m.empty
     if grouped.any():
-        ok &= ~grouped | _mask(pc.match_substring_regex(num, _GROUPED[decimal]))
+        ok &= ~grouped | mask(pc.match_substring_regex(num, _GROUPED[decimal]))
         num = pc.replace_substring(num, thousands, "")
     split = pc.split_pattern(num, decimal, max_splits=1)
     offsets = np.asarray(split.offsets.to_numpy(zero_copy_only=False), dtype=np.int64)
@@ -279,23 +278,23 @@ def parse_amount(m: MoneyText, decimal: str) -> Amounts:
     fpart = pc.if_else(
         pa.array(two_parts), values.take(pa.array(np.where(two_parts, first + 1, first))), ""
     )
-    ok &= _mask(pc.ascii_is_decimal(ipart))
-    ok &= ~two_parts | _mask(pc.ascii_is_decimal(fpart))
-    places = np.where(two_parts, _ints(pc.utf8_length(fpart)), 0).astype(np.int64)
+    ok &= mask(pc.ascii_is_decimal(ipart))
+    ok &= ~two_parts | mask(pc.ascii_is_decimal(fpart))
+    places = np.where(two_parts, ints(pc.utf8_length(fpart)), 0).astype(np.int64)
     ok &= places <= MAX_PLACES
     scale = int(places[ok].max()) if ok.any() else 0
-    ok &= (_ints(pc.utf8_length(ipart)) + scale) <= MAX_DIGITS
+    ok &= (ints(pc.utf8_length(ipart)) + scale) <= MAX_DIGITS
     okarr = pa.array(ok)
-    whole = _ints(pc.cast(pc.if_else(okarr, ipart, "0"), pa.int64()))
+    whole = ints(pc.cast(pc.if_else(okarr, ipart, "0"), pa.int64()))
     units = whole * np.int64(10**scale)
     if scale:
         padded = pc.utf8_rpad(fpart, scale, "0")
-        units = units + _ints(pc.cast(pc.if_else(okarr, padded, "0"), pa.int64()))
+        units = units + ints(pc.cast(pc.if_else(okarr, padded, "0"), pa.int64()))
     return Amounts(
         units=units,
         scale=scale,
         places=np.where(ok, places, 0).astype(np.int64),
-        negative=m.negative & ok,
+        negative=m.negative & ok & (units != 0),  # `-0` is zero, not a negative amount
         symbol=m.symbol,
         ok=ok,
         empty=m.empty,
@@ -306,15 +305,15 @@ def parse_amount(m: MoneyText, decimal: str) -> Amounts:
 def whole_numbers(t: Any, decimal: str) -> tuple[IntArray, BoolArray, BoolArray]:
     """Whole numbers like `12345`, `12,345`, `12345.00` (ids): (values, ok, empty)."""
     is_empty = empty(t)
-    digits = _mask(pc.ascii_is_decimal(t)) & (_ints(pc.utf8_length(t)) <= MAX_DIGITS)
+    digits = mask(pc.ascii_is_decimal(t)) & (ints(pc.utf8_length(t)) <= MAX_DIGITS)
     if (digits | is_empty).all():
-        values = _ints(pc.cast(pc.if_else(pa.array(digits), t, "0"), pa.int64()))
+        values = ints(pc.cast(pc.if_else(pa.array(digits), t, "0"), pa.int64()))
         return values, digits, is_empty
-    a = parse_amount(money_text(t), decimal)
-    step = np.int64(10**a.scale)
-    no_sign = np.asarray(pd.isna(a.symbol), dtype=bool) & ~a.negative
-    ok = a.ok & no_sign & (a.units % step == 0)
-    return np.where(ok, a.units // step, 0).astype(np.int64), ok, a.empty
+    amount = parse_amount(money_text(t), decimal)
+    step = np.int64(10**amount.scale)
+    no_sign = np.asarray(pd.isna(amount.symbol), dtype=bool) & ~amount.negative
+    ok = amount.ok & no_sign & (amount.units % step == 0)
+    return np.where(ok, amount.units // step, 0).astype(np.int64), ok, amount.empty
 
 
 def to_quota(
@@ -327,8 +326,8 @@ def to_quota(
     amount was written to `places` decimals: half of the last place, plus the half quota
     lost rounding to an integer, rounded up. `too_big` marks quotas beyond int64.
     """
-    f = Fraction(quota_per_unit) / (Fraction(rate) * 10**scale)
-    num, den = f.numerator, f.denominator
+    per_scaled_unit = Fraction(quota_per_unit) / (Fraction(rate) * 10**scale)
+    num, den = per_scaled_unit.numerator, per_scaled_unit.denominator
     hi = int(units.max()) if len(units) else 0
     too_big = np.zeros(len(units), dtype=bool)
     if num < 2**62 and den < 2**62 and 2 * hi * num + den < 2**63:
@@ -342,227 +341,3 @@ def to_quota(
     for p in np.unique(places).tolist():
         lookup[p] = min(math.ceil(per_unit / (2 * 10**p) + Fraction(1, 2)), 2**62)
     return np.asarray(quota, dtype=np.int64), lookup[places], too_big
-
-
-# --------------------------------------------------------------------------- times
-
-_UNIX_FRACTION = r"^\d{9,10}\.\d+$"
-_OFFSET = r"(?:[+-]\d{2}(?::?\d{2})?|[Zz])$"
-_MONTH_ONLY = r"^\d{4}[-/.]\d{1,2}$"
-
-
-@dataclass
-class Times:
-    seconds: IntArray  # unix seconds (floored)
-    ok: BoolArray
-    local_gap: BoolArray  # a naive time that does not exist or is ambiguous (DST change)
-    empty: BoolArray
-
-
-def _epoch_seconds(ser: pd.Series) -> IntArray:
-    micro = ser.dt.as_unit("us").astype("int64").to_numpy()
-    return np.asarray(micro // 1_000_000, dtype=np.int64)
-
-
-def _arrow_seconds(ts: Any) -> IntArray:
-    micro = _ints(pc.cast(pc.cast(ts, pa.timestamp("us", tz="UTC")), pa.int64()))
-    return np.asarray(micro // 1_000_000, dtype=np.int64)
-
-
-def parse_time(t: Any, tz: ZoneInfo, date_format: str | None = None) -> Times:
-    """ISO 8601 with or without offset (naive = `tz`), `2026/10/5 9:05`, unix s or ms.
-
-    Arrow's ISO 8601 parser reads well-formed columns in milliseconds; anything it rejects
-    goes through pandas' more forgiving one, and only what both reject is unreadable.
-    """
-    n = len(t)
-    seconds = np.zeros(n, dtype=np.int64)
-    ok = np.zeros(n, dtype=bool)
-    gap = np.zeros(n, dtype=bool)
-    is_empty = empty(t)
-    digits = _mask(pc.ascii_is_decimal(t))
-    if digits.any():
-        width = _ints(pc.utf8_length(t))
-        unix = digits & ((width == 9) | (width == 10))
-        ms = digits & ((width == 12) | (width == 13))
-        vals = _ints(pc.cast(pc.if_else(pa.array(unix | ms), t, "0"), pa.int64()))
-        seconds = np.where(unix, vals, np.where(ms, vals // 1000, 0)).astype(np.int64)
-        ok |= unix | ms
-    timeish = _mask(pc.match_substring(t, ":"))
-    odd = ~ok & ~is_empty & ~timeish & ~_mask(pc.match_substring(t, "-"))
-    if odd.any():
-        frac = odd & _mask(pc.match_substring_regex(t, _UNIX_FRACTION))
-        if frac.any():
-            whole = pc.replace_substring_regex(t, r"\..*$", "")
-            vals = _ints(pc.cast(pc.if_else(pa.array(frac), whole, "0"), pa.int64()))
-            seconds[frac] = vals[frac]
-            ok |= frac
-    rest = ~ok & ~is_empty
-    short = rest & (_ints(pc.utf8_length(t)) <= 7)
-    if short.any():
-        rest &= ~(short & _mask(pc.match_substring_regex(t, _MONTH_ONLY)))
-    if not rest.any():
-        return Times(seconds, ok, gap, is_empty)
-    norm = t
-    if (
-        pc.any(pc.ends_with(t, "utc", ignore_case=True)).as_py()
-        or pc.any(pc.ends_with(t, "gmt", ignore_case=True)).as_py()
-    ):
-        norm = pc.replace_substring_regex(norm, r"(?i)\s*(?:utc|gmt)$", "+00:00")
-    if pc.any(pc.match_substring_regex(norm, r"\s[+-]\d|\s[Zz]$")).as_py():
-        norm = pc.replace_substring_regex(norm, r"\s+([+-]\d{2}(?::?\d{2})?|[Zz])$", r"\1")
-    if date_format:
-        _parse_with(norm, rest, tz, seconds, ok, gap, date_format)
-    aware = rest & timeish & _mask(pc.match_substring_regex(norm, _OFFSET))
-    for where, is_aware in ((aware, True), (rest & ~aware, False)):
-        if where.any():
-            _parse_iso(norm, where, tz, is_aware, seconds, ok, gap)
-    return Times(seconds, ok, gap, is_empty)
-
-
-#: Non-ISO layouts Excel and finance systems write, tried with Arrow's strptime (which also
-#: takes single-digit months, days and hours) before pandas' slower, more forgiving parser.
-SLASH_FORMATS = ("%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d", "%Y.%m.%d %H:%M:%S")
-_PROBE = 1000
-
-
-def _arrow_cast(sub: Any, aware: bool) -> Any | None:
-    """Arrow's ISO 8601 cast, or None when any cell is not ISO (probed first: failing is slow)."""
-    target = pa.timestamp("us", tz="UTC") if aware else pa.timestamp("us")
-    try:
-        pc.cast(sub.slice(0, _PROBE), target)
-        return pc.cast(sub, target)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
-
-
-def _localize_arrow(local: Any, tz: ZoneInfo) -> Any | None:
-    try:
-        return pc.assume_timezone(local, timezone=tz.key, ambiguous="raise", nonexistent="raise")
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
-        return None  # a DST gap or overlap somewhere: pandas marks exactly which
-
-
-def _parse_iso(
-    t: Any,
-    where: BoolArray,
-    tz: ZoneInfo,
-    aware: bool,
-    seconds: IntArray,
-    ok: BoolArray,
-    gap: BoolArray,
-) -> None:
-    """Parse the `where` cells in place: Arrow first, pandas for what Arrow refuses."""
-    idx = np.flatnonzero(where)
-    sub = pc.filter(t, pa.array(where))
-    ts = _arrow_cast(sub, aware)
-    if ts is not None and not aware:
-        ts = _localize_arrow(ts, tz)
-    if ts is not None:
-        seconds[idx] = _arrow_seconds(ts)
-        ok[idx] = True
-        return
-    left = np.ones(len(idx), dtype=bool)
-    if not aware:
-        for fmt in SLASH_FORMATS:
-            parsed = pc.strptime(sub, format=fmt, unit="us", error_is_null=True)
-            hit = _mask(pc.is_valid(parsed)) & left
-            if not hit.any():
-                continue
-            local = _localize_arrow(pc.filter(parsed, pa.array(hit)), tz)
-            if local is None:
-                continue
-            seconds[idx[hit]] = _arrow_seconds(local)
-            ok[idx[hit]] = True
-            left &= ~hit
-            if not left.any():
-                return
-    idx = idx[left]
-    ser = pd.Series(pc.filter(sub, pa.array(left)).to_pandas(), dtype="str")
-    if aware:
-        parsed_pd = pd.to_datetime(ser, format="ISO8601", utc=True, errors="coerce")
-        good = parsed_pd.notna().to_numpy()
-        seconds[idx[good]] = _epoch_seconds(parsed_pd[good])
-        ok[idx[good]] = True
-        return
-    _localize(pd.to_datetime(ser, format="ISO8601", errors="coerce"), idx, tz, seconds, ok, gap)
-
-
-def _localize(
-    parsed: pd.Series, idx: IntArray, tz: ZoneInfo, seconds: IntArray, ok: BoolArray, gap: BoolArray
-) -> None:
-    good = parsed.notna().to_numpy()
-    local = parsed[good].dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
-    lost = local.isna().to_numpy()
-    gap[idx[good][lost]] = True
-    kept = idx[good][~lost]
-    seconds[kept] = _epoch_seconds(local[~lost])
-    ok[kept] = True
-
-
-def _parse_with(
-    t: Any,
-    rest: BoolArray,
-    tz: ZoneInfo,
-    seconds: IntArray,
-    ok: BoolArray,
-    gap: BoolArray,
-    date_format: str,
-) -> None:
-    """Cells in the profile's `date_format`; those it reads leave `rest`."""
-    idx = np.flatnonzero(rest)
-    ser = pd.Series(pc.filter(t, pa.array(rest)).to_pandas(), dtype="str")
-    parsed = pd.to_datetime(ser, format=date_format, errors="coerce")
-    good = parsed.notna().to_numpy()
-    if not good.any():
-        return
-    if parsed.dt.tz is None:
-        _localize(parsed, idx, tz, seconds, ok, gap)
-    else:
-        seconds[idx[good]] = _epoch_seconds(parsed[good])
-        ok[idx[good]] = True
-    rest[idx[good]] = False
-
-
-# --------------------------------------------------------------------------- row problems
-
-
-class Problems:
-    """Why each row could not be read: the first bad field in column order, and the others."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.first = np.full(n, -1, dtype=np.int32)
-        self._entries: list[tuple[str, BoolArray, Callable[[int], str]]] = []
-
-    def add(self, field: str, bad: BoolArray, reason: str | Callable[[int], str]) -> None:
-        if not bad.any():
-            return
-        explain: Callable[[int], str] = (lambda _row: reason) if isinstance(reason, str) else reason
-        k = len(self._entries)
-        self._entries.append((field, bad, explain))
-        self.first[bad & (self.first < 0)] = k
-
-    def on(self, field: str) -> BoolArray:
-        """Rows with a problem in `field`."""
-        out = np.zeros(self.n, dtype=bool)
-        for name, bad, _ in self._entries:
-            if name == field:
-                out |= bad
-        return out
-
-    @property
-    def bad(self) -> BoolArray:
-        return np.asarray(self.first >= 0, dtype=bool)
-
-    def describe(self, row: int) -> tuple[str, str]:
-        """(field, reason) for a bad row; other bad fields of the row are named in the reason."""
-        field, _, explain = self._entries[int(self.first[row])]
-        others = []
-        for name, bad, _ in self._entries:
-            if bad[row] and name != field and name not in others:
-                others.append(name)
-        reason = explain(row)
-        if others:
-            reason += f" (also unreadable: {', '.join(others)})"
-        return field, reason

@@ -22,59 +22,44 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from reconcile.books.cells import Problems, cell, parse_time
-from reconcile.books.csvload import load_profile, merge_maps
-from reconcile.books.ledger import (
-    Cells,
-    bind_table,
-    describe_reading,
-    missing_column,
-    money_style,
-    open_table,
-    read_money,
-    row_shape,
-    unreadable_frame,
-)
+from reconcile.books.amounts import read_money
+from reconcile.books.book import close_book, open_book
+from reconcile.books.cells import cell
+from reconcile.books.problems import unreadable_frame
+from reconcile.books.times import parse_time
 from reconcile.core.results import Ledger
+from reconcile.core.timefmt import day_texts
 from reconcile.pricing.rules import Rules
 
 INVOICE_COLUMNS = ("model_name", "date", "token_name", "amount", "currency", "quota")
+REQUIRED = (("model_name",), ("amount", "quota"))
 
 
 def load_invoice(path: Path, rules: Rules, tz: ZoneInfo, profile: Path | None = None) -> Ledger:
     """Read an invoice CSV; InputError only when the file as a whole cannot be read."""
-    settings = merge_maps(rules.invoice, load_profile(profile) if profile is not None else None)
-    table = open_table(path, settings, INVOICE_COLUMNS, ("model_name",))
-    cells = Cells(table, bind_table(table, settings, INVOICE_COLUMNS, "invoice"))
-    cols = cells.bind.index
-    if "model_name" not in cols:
-        raise missing_column(cells, "model_name", "model_name", "invoice")
-    if "quota" not in cols and "amount" not in cols:
-        raise missing_column(cells, "amount", "amount or quota", "invoice")
-
+    book = open_book(
+        path, "invoice", rules.invoice, profile, INVOICE_COLUMNS, REQUIRED, ("model_name",)
+    )
+    cells, problems, table = book.cells, book.problems, book.table
     n = table.rows
-    problems = Problems(n)
-    row_shape(table, problems)
     models = cells.strings("model_name")
     problems.add("model_name", np.asarray(pd.isna(models), dtype=bool), "missing model_name")
 
     days = pd.array([pd.NA] * n, dtype="string")
-    if "date" in cols:
+    if cells.has("date"):
         t_date = cells.text("date")
-        times = parse_time(t_date, tz, settings.date_format)
+        times = parse_time(t_date, tz, book.settings.date_format)
         problems.add("date", times.empty, "missing date (this invoice is billed by day)")
         problems.add(
             "date",
             ~times.ok & ~times.empty,
             lambda i: f"{cell(t_date, i)!r} is not a day (YYYY-MM-DD)",
         )
-        local = pd.to_datetime(times.seconds, unit="s", utc=True).tz_convert(tz)
-        days = pd.array(np.asarray(local.strftime("%Y-%m-%d"), dtype=object), dtype="string")
+        days = pd.array(day_texts(times.seconds, tz), dtype="string")
         days[~times.ok] = pd.NA
 
     tokens = cells.strings("token_name")
-    decimal, notes = money_style(cells, settings)
-    money = read_money(cells, settings, rules, problems, decimal)
+    money = read_money(cells, book.settings, rules, problems, book.decimal)
     signed = np.where(money.negative, -money.quota, money.quota).astype(np.int64)
 
     good = ~problems.bad
@@ -88,19 +73,7 @@ def load_invoice(path: Path, rules: Rules, tz: ZoneInfo, profile: Path | None = 
             "rounding": money.rounding[good],
         }
     )
-    keys = ["model_name"] + [k for k in ("date", "token_name") if k in cols]
-    return Ledger(
-        kind="invoice",
-        path=str(path),
-        sha256=table.sha256,
-        rows=rows,
-        unreadable=unreadable_frame(table, problems),
-        currency=money.currency or rules.report_currency,
-        columns=dict(cells.bind.names),
-        ignored_columns=list(cells.bind.ignored),
-        encoding=table.encoding,
-        delimiter=table.delimiter,
-        match_key="+".join(keys),
-        blank_rows=table.blank_rows,
-        warnings=describe_reading(cells, notes + money.notes, "invoice"),
-    )
+    book.notes += money.notes
+    keys = ["model_name"] + [k for k in ("date", "token_name") if cells.has(k)]
+    currency = money.currency or rules.report_currency
+    return close_book(book, rows, unreadable_frame(table, problems), currency, "+".join(keys))

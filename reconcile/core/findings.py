@@ -1,42 +1,226 @@
-"""Joining every stage's findings into one table, with money at stake in the report currency."""
+"""Joining every stage's findings into one table a reviewer can act on.
+
+`finalize` adds, beside the stages' columns (which stay as they are, `diff_quota` the
+absolute amount at stake):
+
+- signed differences, one convention everywhere: **gateway minus contract** on a pricing
+  finding (positive: charged above the contract) and **gateway minus books** on a ledger or
+  invoice finding (positive: the gateway holds spend the books lack). Refunds count negative,
+  because they reduce spend, so the books differences of consume and refund rows net to
+  "gateway net spend minus books net spend"; top-ups are credit bought, positive, and every
+  total keeps them apart. Each finding carries only its own comparison, so summing a column
+  over the findings never counts one log twice;
+- the matched ledger line and amount on a pricing finding, so a reviewer sees whether the
+  books already hold an overcharge;
+- money for each quota column (exact Decimal in the report currency) and an action.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
+from typing import Any, cast
 
 import pandas as pd
 
-from reconcile.core.money import quota_to_amount
+from reconcile.core.money import display_amount, exact_sum, quota_to_amount
+from reconcile.core.period import Period
+from reconcile.core.results import Ledger
 from reconcile.core.schema import (
+    ACTION,
+    AMOUNT_MISMATCH,
     CATEGORIES,
+    DUPLICATE_LEDGER,
     FINDING_COLUMNS,
+    MISSING_IN_LEDGER,
+    MISSING_IN_LOGS,
+    NOT_REPRICEABLE,
+    OPEN_PERIOD,
+    OUT_OF_PERIOD,
+    PRICING_MISMATCH,
+    SEVERITY,
     SEVERITY_RANK,
+    SPEND_SIGN,
+    TRAILING_DTYPES,
+    UNPRICED_MODEL,
+    UNREADABLE_ROW,
     empty_findings,
     findings_frame,
 )
 from reconcile.pricing.rules import Rules
 
+_BOOK_SOURCES = ("ledger", "invoice")
 
-def finalize(frames: list[pd.DataFrame], rules: Rules) -> pd.DataFrame:
-    """Concatenate findings, add `diff_amount` (exact Decimal) and `currency`, and sort.
+
+def _values(series: pd.Series) -> list[Any]:
+    """A column as Python values (ints, strs, Decimals), None where missing."""
+    values: list[Any] = cast(Any, series).to_numpy(dtype=object, na_value=None).tolist()
+    return values
+
+
+def open_period(period: Period, fetched_at: datetime) -> pd.DataFrame:
+    """One `open_period` finding when the logs were read before the period ended, else none.
+
+    A month read on the 20th holds twenty days of logs: a pass over it would sign off spend
+    that has not happened yet, so an open period is a finding that fails the run.
+    """
+    if fetched_at >= period.end:
+        return empty_findings()
+    cut = fetched_at.astimezone(period.tz).isoformat(timespec="seconds")
+    return findings_frame(
+        {
+            "category": [OPEN_PERIOD],
+            "severity": [SEVERITY[OPEN_PERIOD]],
+            "source": ["fetch"],
+            "created_at": [cut],
+            "explanation": [
+                f"the period ends {period.end.isoformat()} but the logs were read at {cut}: "
+                "logs after that time are not in this report, so it cannot pass as complete"
+            ],
+        }
+    )
+
+
+def _attach_ledger_lines(df: pd.DataFrame, book: Ledger | None) -> None:
+    """Fill ledger_line / ledger_quota of pricing findings from the row that books the log."""
+    if book is None or book.kind != "ledger" or not len(df) or not len(book.rows):
+        return
+    key = "request_id" if book.match_key == "request_id" else "log_id"
+    if key not in book.rows:
+        return
+    rows = book.rows[book.rows[key].notna()].sort_values("line", kind="mergesort")
+    rows = rows.drop_duplicates(key, keep="first")  # the first row is the matched one
+    want = (df["source"] == "pricing").fillna(False) & df["ledger_line"].isna() & df[key].notna()
+    if not want.any():
+        return
+    lookup = rows.set_index(key)
+    hit = df.loc[want, key].map(lookup["line"]).astype("Int64")
+    quota = df.loc[want, key].map(lookup["quota"]).astype("Int64")
+    df.loc[want, "ledger_line"] = hit
+    df.loc[want, "ledger_quota"] = quota
+
+
+def _signed(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """(gateway − contract, gateway − books) per finding, Int64 with NA where not compared."""
+    cat = df["category"].astype("string")
+    source = df["source"].astype("string")
+    log_q = df["log_quota"].astype("Int64")
+    book_q = df["ledger_quota"].astype("Int64")
+    expected = df["expected_quota"].astype("Int64")
+    contract = (log_q - expected).where((cat == PRICING_MISMATCH).fillna(False))
+    sign = df["type"].astype("string").map(SPEND_SIGN).fillna(1).astype("int64")
+    is_book = source.isin(_BOOK_SOURCES).fillna(False)
+    extra_row = cat.isin([DUPLICATE_LEDGER, OUT_OF_PERIOD]).fillna(False)
+    either = log_q.notna() | book_q.notna()
+    gap = log_q.fillna(0) - book_q.fillna(0)
+    gap = gap.where(~extra_row, -book_q)
+    books = (gap * sign).where(is_book & either)
+    return contract.astype("Int64"), books.astype("Int64")
+
+
+def _amounts(quota: pd.Series, money: dict[int, Decimal], rules: Rules, rate: Decimal) -> pd.Series:
+    out: list[Decimal | None] = []
+    for q in _values(quota):
+        if q is None:
+            out.append(None)
+            continue
+        amount = money.get(q)
+        if amount is None:
+            amount = money[q] = quota_to_amount(int(q), rules.quota_per_unit, rate)
+        out.append(amount)
+    return pd.Series(out, index=quota.index, dtype=object)
+
+
+def _actions(df: pd.DataFrame, currency: str) -> list[str]:
+    """One sentence per finding: what the reviewer does about it."""
+
+    def amt(value: object) -> str:
+        return display_amount(abs(value), currency) if isinstance(value, Decimal) else "?"
+
+    def col(name: str) -> list[Any]:
+        return _values(df[name]) if name in df else [None] * len(df)
+
+    out = []
+    for cat, log, line, typ, model, cd, cda, lam, bam, src in zip(
+        col("category"),
+        col("log_id"),
+        col("ledger_line"),
+        col("type"),
+        col("model_name"),
+        col("contract_diff_quota"),
+        col("contract_diff_amount"),
+        col("log_amount"),
+        col("ledger_amount"),
+        col("source"),
+        strict=True,
+    ):
+        if cat == PRICING_MISMATCH and isinstance(cd, int):
+            text = (
+                f"claim a credit of {amt(cda)} for log {log}: charged above the contract"
+                if cd > 0
+                else f"log {log} was charged {amt(cda)} below the contract: expect a "
+                "back-charge, or correct the rule"
+            )
+            if line is not None:
+                same = lam == bam
+                text += f"; ledger line {line} books {amt(bam)}" + (
+                    " (the gateway's charge)" if same else ""
+                )
+        elif cat == UNPRICED_MODEL:
+            text = f"add a pricing rule for model {model}, then rerun from the snapshot"
+        elif cat == MISSING_IN_LEDGER:
+            text = f"book log {log} ({typ}, {amt(lam)}) in the ledger"
+        elif cat == MISSING_IN_LOGS:
+            text = f"remove ledger line {line} ({amt(bam)}) or find its gateway log"
+        elif cat == AMOUNT_MISMATCH and src == "invoice":
+            text = f"invoice line {line} bills {amt(bam)}, the logs {amt(lam)}: dispute or correct"
+        elif cat == AMOUNT_MISMATCH:
+            text = (
+                f"correct ledger line {line} from {amt(bam)} to {amt(lam)}, or dispute the charge"
+            )
+        elif cat == DUPLICATE_LEDGER:
+            text = f"remove ledger line {line}: log {log} is already booked"
+        elif cat == OUT_OF_PERIOD:
+            text = f"move ledger line {line} ({amt(bam)}) to the period of its date"
+        elif cat == NOT_REPRICEABLE:
+            text = f"check log {log}'s charge of {amt(lam)} by hand"
+        elif cat == UNREADABLE_ROW:
+            text = f"fix line {line} of the {src} file, then rerun"
+        else:
+            text = ACTION.get(str(cat), "review the finding")
+        out.append(text)
+    return out
+
+
+def finalize(frames: list[pd.DataFrame], rules: Rules, book: Ledger | None = None) -> pd.DataFrame:
+    """Concatenate findings, add the signed, money and action columns, and sort.
+
+    The trailing columns (schema.TRAILING_DTYPES) follow, NA where a stage does not set them.
 
     Order: money at stake (largest first), then severity, category, log id and ledger line,
     so the same inputs always give the same rows in the same order.
     """
     parts = [findings_frame(f) for f in frames if len(f)]
-    df = pd.concat(parts, ignore_index=True) if parts else empty_findings()
-    df = df[FINDING_COLUMNS]
+    joined = pd.concat(parts, ignore_index=True) if parts else empty_findings()
+    df = joined[FINDING_COLUMNS].copy()
+    _attach_ledger_lines(df, book)
     currency = rules.report_currency.upper()
     rate = rules.rate(currency)
-    df["diff_amount"] = pd.Series(
-        [
-            quota_to_amount(int(q), rules.quota_per_unit, rate) if pd.notna(q) else Decimal(0)
-            for q in df["diff_quota"]
-        ],
-        index=df.index,
-        dtype=object,
-    )
+    cache: dict[int, Decimal] = {}
+    stake = _amounts(df["diff_quota"], cache, rules, rate)
+    df["diff_amount"] = stake.where(stake.notna(), Decimal(0))
     df["currency"] = pd.Series(currency, index=df.index, dtype="string")
+    contract, books = _signed(df)
+    df["contract_diff_quota"] = contract
+    df["books_diff_quota"] = books
+    df["contract_diff_amount"] = _amounts(contract, cache, rules, rate)
+    df["books_diff_amount"] = _amounts(books, cache, rules, rate)
+    df["log_amount"] = _amounts(df["log_quota"], cache, rules, rate)
+    df["ledger_amount"] = _amounts(df["ledger_quota"], cache, rules, rate)
+    df["action"] = pd.Series(_actions(df, currency), index=df.index, dtype="string")
+    for col, dtype in TRAILING_DTYPES.items():  # after the money columns, NA where not set
+        values = joined[col] if col in joined else pd.Series(pd.NA, index=joined.index)
+        df[col] = values.astype(pd.api.types.pandas_dtype(dtype))
     key = pd.DataFrame(
         {
             "stake": df["diff_quota"].fillna(0).astype("int64"),
@@ -58,11 +242,27 @@ def by_category(findings: pd.DataFrame) -> dict[str, dict[str, int]]:
     """Count and quota at stake per category; every category present, with zeros."""
     out = {c: {"count": 0, "quota": 0} for c in CATEGORIES}
     if len(findings):
-        grouped = findings.groupby("category", observed=True)["diff_quota"]
-        for cat, count in grouped.size().items():
-            out.setdefault(str(cat), {"count": 0, "quota": 0})["count"] = int(count)
-        for cat, quota in grouped.sum().items():
-            out[str(cat)]["quota"] = int(quota)
+        for cat, quotas in findings.groupby("category", observed=True)["diff_quota"]:
+            out[str(cat)] = {"count": len(quotas), "quota": exact_sum(quotas)}
+    return out
+
+
+def signed_sums(findings: pd.DataFrame, column: str) -> dict[str, tuple[int, int]]:
+    """Per category, (sum of positive, sum of negative) values of a signed quota column,
+    as exact Python ints (a numpy sum of int64 would wrap at 2^63)."""
+    out: dict[str, tuple[int, int]] = {}
+    if not len(findings) or column not in findings:
+        return out
+    for cat, values in zip(
+        _values(findings["category"].astype("string")),
+        _values(findings[column]),
+        strict=True,
+    ):
+        if values is None:
+            continue
+        pos, neg = out.get(str(cat), (0, 0))
+        v = int(values)
+        out[str(cat)] = (pos + v, neg) if v > 0 else (pos, neg + v)
     return out
 
 

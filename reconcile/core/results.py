@@ -7,6 +7,7 @@ from datetime import datetime
 
 import pandas as pd
 
+from reconcile.core.money import exact_sum
 from reconcile.core.period import Period
 from reconcile.pricing.rules import Rules
 
@@ -54,11 +55,16 @@ class Pricing:
     #: One row per consume log: id, rule, model_ratio, completion_ratio, cache_ratio,
     #: cache_creation_ratio, group_ratio, model_price (exact decimals as strings),
     #: expected_quota (Int64, NA when not priced), diff_quota (charged - expected, Int64),
-    #: status (ok | mismatch | unpriced | not_repriceable), reason (str).
+    #: status (ok | mismatch | unpriced | not_repriceable), reason (str), path (the billing
+    #: path: text, cache, per_call, image, task_submit, ...; see reconcile.pricing.paths),
+    #: reason_code (a not_repriceable log's reason in a word).
     priced: pd.DataFrame
     findings: pd.DataFrame  # schema.FINDING_DTYPES
     expected_quota: int  # over the consume logs a rule prices and that could be re-priced
     warnings: list[str] = field(default_factory=list)
+    #: not_repriceable logs counted by reason code (priced["reason_code"]), e.g.
+    #: {"tool_price_missing": 3, "task_settlement": 12}; empty when every log was checked.
+    not_repriceable_reasons: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -79,8 +85,9 @@ class Ledger:
     unreadable: pd.DataFrame
     currency: str = "USD"  # the currency the file's amounts were in (for display)
     #: How the file was read, for the report: canonical column -> the file's column name,
-    #: columns nothing reads, encoding, separator, what rows are matched on (a ledger:
-    #: "log_id" | "request_id"; an invoice: its keys, e.g. "model_name+date"), empty records
+    #: columns nothing reads, encoding, separator, what rows are matched on (a ledger: the id
+    #: columns it has, "log_id", "request_id", "log_id+request_id", or "content" when it has
+    #: none; an invoice: its keys, e.g. "model_name+date"), empty records
     #: skipped, and notes on what was detected (decimal style, preamble lines, currencies).
     columns: dict[str, str] = field(default_factory=dict)
     ignored_columns: list[str] = field(default_factory=list)
@@ -92,7 +99,7 @@ class Ledger:
 
     @property
     def quota(self) -> int:
-        return int(self.rows["quota"].sum()) if len(self.rows) else 0
+        return exact_sum(self.rows["quota"]) if len(self.rows) else 0
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,8 @@ DUPLICATE_LEDGER: Final = "duplicate_ledger"
 OUT_OF_PERIOD: Final = "out_of_period"
 NOT_REPRICEABLE: Final = "not_repriceable"
 UNREADABLE_ROW: Final = "unreadable_row"
+AMBIGUOUS_MATCH: Final = "ambiguous_match"
+OPEN_PERIOD: Final = "open_period"
 
 CATEGORIES: Final[tuple[str, ...]] = (
     PRICING_MISMATCH,
@@ -72,6 +74,8 @@ CATEGORIES: Final[tuple[str, ...]] = (
     OUT_OF_PERIOD,
     NOT_REPRICEABLE,
     UNREADABLE_ROW,
+    AMBIGUOUS_MATCH,
+    OPEN_PERIOD,
 )
 
 #: Severity of each category; `--fail-on LEVEL` fails on findings at or above LEVEL.
@@ -83,8 +87,10 @@ SEVERITY: Final[dict[str, str]] = {
     AMOUNT_MISMATCH: "error",
     DUPLICATE_LEDGER: "error",
     OUT_OF_PERIOD: "warning",
-    NOT_REPRICEABLE: "info",
+    NOT_REPRICEABLE: "warning",
     UNREADABLE_ROW: "error",
+    AMBIGUOUS_MATCH: "error",
+    OPEN_PERIOD: "error",  # an unfinished period cannot be signed off as reconciled
 }
 SEVERITY_RANK: Final[dict[str, int]] = {"info": 1, "warning": 2, "error": 3}
 
@@ -98,6 +104,26 @@ EXPLAIN: Final[dict[str, str]] = {
     OUT_OF_PERIOD: "a ledger row dated outside the period",
     NOT_REPRICEABLE: "the log lacks the fields needed to re-price it",
     UNREADABLE_ROW: "a ledger or invoice row that could not be read",
+    AMBIGUOUS_MATCH: (
+        "a ledger row without ids that logs fit equally well, none with its amount: not paired"
+    ),
+    OPEN_PERIOD: "the period had not ended when the logs were fetched: the report is incomplete",
+}
+
+#: What a reviewer does about a category's findings (each finding also has its own action).
+ACTION: Final[dict[str, str]] = {
+    PRICING_MISMATCH: "overcharged: claim a credit from the gateway's operator; "
+    "undercharged: expect a back-charge, or correct the rule if the contract changed",
+    UNPRICED_MODEL: "add a pricing rule for the model, then rerun from the snapshot",
+    MISSING_IN_LEDGER: "book the log in the ledger (or explain why it is not billable)",
+    MISSING_IN_LOGS: "remove the ledger line, or find the gateway log it should match",
+    AMOUNT_MISMATCH: "correct the ledger line to the gateway's amount, or dispute the charge",
+    DUPLICATE_LEDGER: "remove the duplicate ledger line",
+    OUT_OF_PERIOD: "move the ledger line to the period it is dated in",
+    NOT_REPRICEABLE: "check the log's charge by hand: the gateway did not record what prices it",
+    UNREADABLE_ROW: "fix the line in the ledger or invoice file, then rerun",
+    AMBIGUOUS_MATCH: "find which log the ledger line books (request id, time), then add its id",
+    OPEN_PERIOD: "rerun after the period has ended (a rerun refetches; --from-snapshot does not)",
 }
 
 #: Columns of a findings table, in the order of discrepancies.csv and the Discrepancies sheet.
@@ -123,6 +149,26 @@ FINDING_DTYPES: Final[dict[str, str]] = {
 FINDING_COLUMNS: Final = list(FINDING_DTYPES)
 #: Added by findings.finalize: `diff_amount` (exact Decimal) in `currency`.
 MONEY_COLUMNS: Final = ["diff_amount", "currency"]
+#: Columns added later, kept after the money columns so no earlier column moves.
+#: `matched_on`: the key a ledger finding's row was matched by: log_id | request_id | tolerant.
+TRAILING_DTYPES: Final[dict[str, str]] = {"matched_on": "string"}
+TRAILING_COLUMNS: Final = list(TRAILING_DTYPES)
+#: Added by findings.finalize after the money columns (see findings.py for the sign convention):
+#: gateway − contract and gateway − books (Int64, NA where the finding makes no such
+#: comparison), the same in money, each side's amount, and what to do.
+REVIEW_COLUMNS: Final = [
+    "contract_diff_quota",
+    "books_diff_quota",
+    "contract_diff_amount",
+    "books_diff_amount",
+    "log_amount",
+    "ledger_amount",
+    "action",
+]
+#: Every column of discrepancies.csv and the Discrepancies sheet, in order.
+OUTPUT_COLUMNS: Final = [*FINDING_COLUMNS, *MONEY_COLUMNS, *REVIEW_COLUMNS, *TRAILING_COLUMNS]
+#: How a log type counts in spend: refunds reduce it; top-ups are credit, totalled apart.
+SPEND_SIGN: Final[dict[str, int]] = {"consume": 1, "refund": -1, "topup": 1, "error": 0}
 
 
 def empty_findings() -> pd.DataFrame:
@@ -138,4 +184,7 @@ def findings_frame(rows: dict[str, object] | pd.DataFrame) -> pd.DataFrame:
             out[col] = df[col].astype(pd.api.types.pandas_dtype(dtype))
         else:
             out[col] = pd.Series(pd.NA, index=df.index, dtype=dtype)
+    for col, dtype in TRAILING_DTYPES.items():
+        if col in df:
+            out[col] = df[col].astype(pd.api.types.pandas_dtype(dtype))
     return out.reset_index(drop=True)

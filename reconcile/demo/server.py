@@ -135,8 +135,10 @@ class GatewayServer:
         recent_limit: int = 0,
         users: dict[str, User] | None = None,
         hostile: Hostile | None = None,
+        pricing: dict[str, Any] | None = None,
     ) -> None:
         self.store = store
+        self.pricing = pricing  # GET /api/pricing; None: the demo rules'
         self.faults = faults or Faults()
         self.host, self.port = host, port
         self.accept_bearer = accept_bearer
@@ -225,55 +227,60 @@ class GatewayServer:
 
     # -- the endpoint ----------------------------------------------------------------------
 
-    def _handle(self, h: _Handler) -> None:
-        url = urlsplit(h.path)
+    def _handle(self, handler: _Handler) -> None:
+        url = urlsplit(handler.path)
+        if url.path.rstrip("/") == "/api/pricing":  # the published price list (pricing_api)
+            from reconcile.demo.pricing_api import demo_payload
+
+            handler.send_json(self.pricing if self.pricing is not None else demo_payload())
+            return
         if url.path in USER_PATHS and self.users:
-            n = self._count_request()
+            request_no = self._count_request()
             if self.faults.latency > 0:
                 time.sleep(self.faults.latency)
-            if not self._fault(h, n):
-                handle_user_api(self, h, url.path, url.query, n)
+            if not self._fault(handler, request_no):
+                handle_user_api(self, handler, url.path, url.query, request_no)
             return
         if url.path.rstrip("/") != ENDPOINT:
             with self._lock:
                 self.stats["not_found"] += 1
-            h.send_body(404, b"404 page not found", content_type="text/plain")
+            handler.send_body(404, b"404 page not found", content_type="text/plain")
             return
-        n = self._count_request()
-        f = self.faults
-        if f.latency > 0:
-            time.sleep(f.latency)
-        if self._fault(h, n):
+        request_no = self._count_request()
+        faults = self.faults
+        if faults.latency > 0:
+            time.sleep(faults.latency)
+        if self._fault(handler, request_no):
             return
-        q = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-        key = q.get("key", "") if self.accept_query_key else ""
+        params = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        key = params.get("key", "") if self.accept_query_key else ""
         if not key and self.accept_bearer:
-            auth = h.headers.get("Authorization", "")
+            auth = handler.headers.get("Authorization", "")
             if auth[:7] in ("Bearer ", "bearer "):
                 auth = auth[7:]
             key = auth.strip()
         if not key:
-            self._error(h, "key is required")
+            self._error(handler, "key is required")
             return
         with self._lock:
             self.by_key[key] += 1
-        start, end = _int64(q.get("start_timestamp")), _int64(q.get("end_timestamp"))
+        start, end = _int64(params.get("start_timestamp")), _int64(params.get("end_timestamp"))
         if start == 0 or end == 0:
-            self._error(h, "start_timestamp and end_timestamp are required")
+            self._error(handler, "start_timestamp and end_timestamp are required")
             return
-        if not q.get("p") or not q.get("page_size"):
-            self._error(h, "p and page_size are required")
+        if not params.get("p") or not params.get("page_size"):
+            self._error(handler, "p and page_size are required")
             return
         if not self.store.has_key(key):
-            self._error(h, self.unknown_key_message, status=self.unknown_key_status)
+            self._error(handler, self.unknown_key_message, status=self.unknown_key_status)
             return
-        page = max(_int64(q.get("p")), 1)
-        size = _int64(q.get("page_size"))
+        page = max(_int64(params.get("p")), 1)
+        size = _int64(params.get("page_size"))
         size = self.hostile.size(DEFAULT_PAGE_SIZE if size < 1 else min(size, MAX_PAGE_SIZE))
         start, end = self.hostile.bounds(start, end)
-        log_type, model = _int64(q.get("type")), q.get("model_name", "")
+        log_type, model = _int64(params.get("type")), params.get("model_name", "")
 
-        self.change_rows(n, key, start, end)
+        self.change_rows(request_no, key, start, end)
         offset = self.hostile.offset(page, size)
         if self.legacy_list:
             limit = self.recent_limit or 2**62
@@ -281,7 +288,7 @@ class GatewayServer:
             with self._lock:
                 self.stats["ok"] += 1
             items = [self.hostile.item(dict(i), key) for i in self._ids(items, 0)]
-            h.send_json({"success": True, "message": "", "data": items})
+            handler.send_json({"success": True, "message": "", "data": items})
             return
         total, items = self.store.query(
             key, start, end, offset=offset, limit=size, log_type=log_type, model_name=model
@@ -289,7 +296,7 @@ class GatewayServer:
         with self._lock:
             self.stats["ok"] += 1
         data = {"page": page, "page_size": size, "total": total, "items": self._ids(items, offset)}
-        h.send_json({"success": True, "message": "", "data": self.hostile.shape(data, key)})
+        handler.send_json({"success": True, "message": "", "data": self.hostile.shape(data, key)})
 
     def change_rows(self, n: int, key: str, start: int, end: int) -> None:
         """The insert/delete faults of request `n`, in `key`'s rows of [start, end]."""
@@ -318,32 +325,34 @@ class GatewayServer:
             out.append(row)
         return out
 
-    def _error(self, h: _Handler, message: str, status: int = 200) -> None:
+    def _error(self, handler: _Handler, message: str, status: int = 200) -> None:
         with self._lock:
             self.stats["error"] += 1
-        h.send_json({"success": False, "message": message}, status=status)
+        handler.send_json({"success": False, "message": message}, status=status)
 
-    def _fault(self, h: _Handler, n: int) -> bool:
-        f = self.faults
-        if _hits(f.status_429_every, n):
+    def _fault(self, handler: _Handler, request_no: int) -> bool:
+        faults = self.faults
+        if _hits(faults.status_429_every, request_no):
             self._count("429")
-            ra = f.retry_after
+            ra = faults.retry_after
             value = str(int(ra)) if float(ra).is_integer() else f"{ra:g}"
-            h.send_body(
+            handler.send_body(
                 429, b"Too Many Requests", content_type="text/plain", headers={"Retry-After": value}
             )
             return True
-        if _hits(f.status_500_every, n):
+        if _hits(faults.status_500_every, request_no):
             self._count("5xx")
-            h.send_body(f.error_status, b"Internal Server Error", content_type="text/plain")
+            handler.send_body(
+                faults.error_status, b"Internal Server Error", content_type="text/plain"
+            )
             return True
-        if _hits(f.timeout_every, n):
+        if _hits(faults.timeout_every, request_no):
             self._count("timeout")
-            self._stopping.wait(f.hang_seconds)
-            h.close_connection = True
-            h.send_json({"success": False, "message": "too late"})
+            self._stopping.wait(faults.hang_seconds)
+            handler.close_connection = True
+            handler.send_json({"success": False, "message": "too late"})
             return True
-        if _hits(f.truncate_every, n):
+        if _hits(faults.truncate_every, request_no):
             self._count("truncate")
             with self._lock:
                 self._truncations += 1
@@ -352,14 +361,14 @@ class GatewayServer:
                 {"success": True, "message": "", "data": {"page": 1, "total": 1, "items": []}}
             ).encode()
             cut = body[: len(body) // 2]
-            h.close_connection = True
+            handler.close_connection = True
             # A short read (connection closed before Content-Length bytes), or a complete
             # response whose JSON is cut: a proxy that dropped the rest.
-            h.send_body(200, cut, declared_length=len(body) if short_read else None)
+            handler.send_body(200, cut, declared_length=len(body) if short_read else None)
             return True
-        if _hits(f.fail_every, n):
+        if _hits(faults.fail_every, request_no):
             self._count("fail")
-            h.send_json({"success": False, "message": f.fail_message})
+            handler.send_json({"success": False, "message": faults.fail_message})
             return True
         return False
 

@@ -17,11 +17,12 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from reconcile.books.ledger import unreadable_findings
+from reconcile.books.problems import unreadable_findings
 from reconcile.core.period import Period
 from reconcile.core.results import Ledger, Pricing
 from reconcile.core.schema import CONSUME
-from reconcile.match.ledger import match_invoice, match_ledger
+from reconcile.match.invoice import match_invoice
+from reconcile.match.ledger import match_ledger
 from reconcile.pricing.rules import Rules
 from reconcile.pricing.stage import price_logs
 
@@ -54,6 +55,7 @@ class Runner(Protocol):
         invoice: Ledger | None,
         period: Period,
         rules: Rules,
+        id_scheme: str = "stable",
     ) -> Staged: ...
 
 
@@ -63,12 +65,16 @@ def stage_whole(
     invoice: Ledger | None,
     period: Period,
     rules: Rules,
+    id_scheme: str = "stable",
 ) -> Staged:
     """The whole period in one piece: the reference every runner must equal."""
     pricing = price_logs(logs, rules, period.tz)
     frames = [pricing.findings]
     if ledger is not None:
-        frames += [match_ledger(logs, ledger, period, rules), unreadable_findings(ledger)]
+        frames += [
+            match_ledger(logs, ledger, period, rules, id_scheme),
+            unreadable_findings(ledger),
+        ]
     if invoice is not None:
         frames += [match_invoice(logs, invoice, period, rules), unreadable_findings(invoice)]
     return Staged(pricing, frames)
@@ -80,6 +86,7 @@ def stage_partition(
     period: Period,
     rules: Rules,
     request_ids: bool = False,
+    id_scheme: str = "stable",
 ) -> PartResult:
     """One partition: its logs priced, its ledger rows matched against its logs.
 
@@ -89,7 +96,7 @@ def stage_partition(
     pricing = price_logs(logs, rules, period.tz)
     found = None
     if ledger is not None:
-        found = match_ledger(logs, ledger, period, rules, request_ids=request_ids)
+        found = match_ledger(logs, ledger, period, rules, id_scheme, request_ids)
     return PartResult(pricing, found)
 
 
@@ -101,6 +108,8 @@ def combine(
     invoice: Ledger | None,
     period: Period,
     rules: Rules,
+    id_scheme: str = "stable",
+    ledger_whole: bool = False,
 ) -> Staged:
     """Join partition results into the whole period's: priced rows back in the logs' order.
 
@@ -125,8 +134,11 @@ def combine(
         warnings=merge_warnings([p.pricing.warnings for p in parts], rules),
     )
     frames = [pricing.findings]
-    if ledger is not None:
+    if ledger is not None and ledger_whole:  # rows paired by content: see partition.py
+        frames.append(match_ledger(logs, ledger, period, rules, id_scheme))
+    elif ledger is not None:
         frames += [p.ledger_findings for p in parts if p.ledger_findings is not None]
+    if ledger is not None:
         frames.append(unreadable_findings(ledger))
     if invoice is not None:
         frames += [match_invoice(logs, invoice, period, rules), unreadable_findings(invoice)]

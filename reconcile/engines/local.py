@@ -49,20 +49,25 @@ class LocalRunner:
         invoice: Ledger | None,
         period: Period,
         rules: Rules,
+        id_scheme: str = "stable",
     ) -> Staged:
-        parts = partition(logs, ledger, period)
+        parts = partition(logs, ledger, period, id_scheme)
         req = has_request_ids(logs)
         workers = self.workers
 
         def job(i: int) -> tuple[pd.DataFrame, Ledger | None]:
-            part_ledger = parts.ledger(ledger, i) if ledger is not None else None
+            part_ledger = None
+            if ledger is not None and not parts.ledger_whole:
+                part_ledger = parts.ledger(ledger, i)
             return logs.iloc[parts.logs[i]].reset_index(drop=True), part_ledger
 
         results: list[PartResult] = []
         if workers <= 1:
             for i in range(len(parts)):
                 part_logs, part_ledger = job(i)
-                results.append(stage_partition(part_logs, part_ledger, period, rules, req))
+                results.append(
+                    stage_partition(part_logs, part_ledger, period, rules, req, id_scheme)
+                )
         else:
             # spawn, not fork: a forked child of a process running Arrow's threads can hang
             context = multiprocessing.get_context("spawn")
@@ -72,10 +77,14 @@ class LocalRunner:
                     # at most `workers` days pickled and in flight at once
                     if len(pending) >= workers:
                         results.append(pending.popleft().result())
-                    pending.append(pool.submit(stage_partition, *job(i), period, rules, req))
+                    pending.append(
+                        pool.submit(stage_partition, *job(i), period, rules, req, id_scheme)
+                    )
                 results.extend(f.result() for f in pending)
         positions = [consume_positions(logs, parts.logs[i]) for i in range(len(parts))]
-        return combine(results, positions, logs, ledger, invoice, period, rules)
+        return combine(
+            results, positions, logs, ledger, invoice, period, rules, id_scheme, parts.ledger_whole
+        )
 
 
 @dataclass
@@ -91,5 +100,6 @@ class WholeRunner:
         invoice: Ledger | None,
         period: Period,
         rules: Rules,
+        id_scheme: str = "stable",
     ) -> Staged:
-        return stage_whole(logs, ledger, invoice, period, rules)
+        return stage_whole(logs, ledger, invoice, period, rules, id_scheme)

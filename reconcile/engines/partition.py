@@ -12,6 +12,9 @@ duplicates), so ledger rows are routed by what they claim, never by their own da
   partition of the date of the first of them (by line); a row with no date, or dated outside
   the period, to the nearest end of the period.
 
+A ledger with rows that name no usable id (paired with logs by content, match.tolerant) is
+matched in one piece instead: such a row may pair with a log of a neighbouring day.
+
 The lookup mirrors match_ledger's exactly (the first log in the logs' order with that id or
 request id), so every partition judges its rows as the whole-period run judges them. Rows the
 ledger could not read claim logs too (their finding covers the log): they go along with the
@@ -63,6 +66,7 @@ class LogKeys:
         self._sorted = ids[self._order]
         self._part = log_part
         self._requests: pd.Series | None = None
+        self.has_requests = False
         if "request_id" in logs:
             reqs = logs["request_id"].astype("string")
             has = reqs.notna().to_numpy()
@@ -72,6 +76,7 @@ class LogKeys:
                     index=pd.Index(reqs[has].to_numpy(dtype=object), dtype="string"),
                 )
                 self._requests = ser[~ser.index.duplicated(keep="first")]
+                self.has_requests = True
 
     def by_id(self, ids: IntArray) -> IntArray:
         """Position of the first log with each id, -1 where none."""
@@ -93,10 +98,18 @@ class LogKeys:
         values = index.to_numpy(dtype=np.int64)
         return np.where(at >= 0, values[np.maximum(at, 0)], -1).astype(np.int64)
 
-    def claims(self, rows: pd.DataFrame) -> tuple[IntArray, npt.NDArray[np.bool_], pd.Series]:
-        """(claimed log position or -1, has a log_id, request ids) of each ledger row."""
+    def claims(
+        self, rows: pd.DataFrame, ids_usable: bool
+    ) -> tuple[IntArray, npt.NDArray[np.bool_], pd.Series]:
+        """(claimed log position or -1, claims by log_id, request ids) of each ledger row.
+
+        As match_ledger: a log_id counts only when the gateway's ids are stable; else the
+        request id, when the period's logs carry request ids.
+        """
         n = len(rows)
-        has_id = rows["log_id"].notna().to_numpy() if "log_id" in rows else np.zeros(n, dtype=bool)
+        has_id = np.zeros(n, dtype=bool)
+        if "log_id" in rows and ids_usable:
+            has_id = rows["log_id"].notna().to_numpy()
         if "request_id" in rows:
             reqs = rows["request_id"].astype("string").reset_index(drop=True)
         else:
@@ -105,7 +118,7 @@ class LogKeys:
         if has_id.any():
             ids = rows["log_id"].to_numpy(dtype=np.int64, na_value=0)
             pos[has_id] = self.by_id(ids[has_id])
-        by_req = ~has_id & reqs.notna().to_numpy()
+        by_req = ~has_id & reqs.notna().to_numpy() & self.has_requests
         if by_req.any():
             pos[by_req] = self.by_request(reqs[by_req])
         return pos, has_id, reqs
@@ -114,9 +127,25 @@ class LogKeys:
         return np.where(pos >= 0, self._part[np.maximum(pos, 0)], -1).astype(np.int64)
 
 
-def route_rows(rows: pd.DataFrame, keys: LogKeys, edges: IntArray) -> IntArray:
+def by_content(rows: pd.DataFrame, keys: LogKeys, ids_usable: bool) -> bool:
+    """Whether any row would be paired with a log by its content (no usable id).
+
+    Such a row may pair with a log of any day near its own (match.tolerant), so the ledger
+    is then matched in one piece; pricing is still partitioned.
+    """
+    if not len(rows):
+        return False
+    keyed = np.zeros(len(rows), dtype=bool)
+    if "log_id" in rows and ids_usable:
+        keyed |= rows["log_id"].notna().to_numpy()
+    if "request_id" in rows and keys.has_requests:
+        keyed |= rows["request_id"].notna().to_numpy()
+    return not bool(keyed.all())
+
+
+def route_rows(rows: pd.DataFrame, keys: LogKeys, edges: IntArray, ids_usable: bool) -> IntArray:
     """Partition of each ledger row (rows in any order; see the module docstring)."""
-    pos, has_id, reqs = keys.claims(rows)
+    pos, has_id, reqs = keys.claims(rows, ids_usable)
     part = keys.part(pos)
     lost = np.flatnonzero(pos < 0)
     if not len(lost):
@@ -146,14 +175,14 @@ def route_rows(rows: pd.DataFrame, keys: LogKeys, edges: IntArray) -> IntArray:
     return part
 
 
-def route_unreadable(unreadable: pd.DataFrame, keys: LogKeys) -> IntArray:
+def route_unreadable(unreadable: pd.DataFrame, keys: LogKeys, ids_usable: bool) -> IntArray:
     """Partition of the log each unreadable row claims, -1 where it claims none."""
     if not len(unreadable):
         return np.zeros(0, dtype=np.int64)
     frame = unreadable
     if "log_id" not in frame and "request_id" not in frame:
         return np.full(len(frame), -1, dtype=np.int64)
-    pos, _, _ = keys.claims(frame)
+    pos, _, _ = keys.claims(frame, ids_usable)
     return keys.part(pos)
 
 
@@ -165,6 +194,8 @@ class Partitions:
     logs: list[IntArray]
     rows: list[IntArray]
     unreadable: list[IntArray]
+    #: the ledger is matched in one piece (rows paired by content), not per partition
+    ledger_whole: bool = False
 
     def __len__(self) -> int:
         return len(self.logs)
@@ -178,7 +209,9 @@ class Partitions:
         )
 
 
-def partition(logs: pd.DataFrame, ledger: Ledger | None, period: Period) -> Partitions:
+def partition(
+    logs: pd.DataFrame, ledger: Ledger | None, period: Period, id_scheme: str = "stable"
+) -> Partitions:
     """Split the logs by local day and route the ledger's rows to the logs they claim."""
     edges = day_edges(period)
     n = len(edges) - 1
@@ -193,6 +226,9 @@ def partition(logs: pd.DataFrame, ledger: Ledger | None, period: Period) -> Part
     if ledger is None:
         return Partitions(edges, groups(log_part), empty, empty)
     keys = LogKeys(logs, log_part)
-    rows = groups(route_rows(ledger.rows, keys, edges))
-    bad = route_unreadable(ledger.unreadable, keys)
+    ids_usable = id_scheme == "stable"
+    if by_content(ledger.rows, keys, ids_usable):
+        return Partitions(edges, groups(log_part), empty, empty, ledger_whole=True)
+    rows = groups(route_rows(ledger.rows, keys, edges, ids_usable))
+    bad = route_unreadable(ledger.unreadable, keys, ids_usable)
     return Partitions(edges, groups(log_part), rows, groups(bad) if len(bad) else empty)

@@ -61,15 +61,18 @@ class SparkRunner:
         invoice: Ledger | None,
         period: Period,
         rules: Rules,
+        id_scheme: str = "stable",
     ) -> Staged:
-        parts = partition(logs, ledger, period)
+        parts = partition(logs, ledger, period, id_scheme)
         part_of = np.zeros(len(logs), dtype=np.int64)
         for i, rows in enumerate(parts.logs):
             part_of[rows] = i
         ledgers = [
             (i, pickle.dumps(parts.ledger(ledger, i)))
             for i in range(len(parts))
-            if ledger is not None and (len(parts.rows[i]) or len(parts.unreadable[i]))
+            if ledger is not None
+            and not parts.ledger_whole
+            and (len(parts.rows[i]) or len(parts.unreadable[i]))
         ]
         with _scratch(self.scratch) as where, self._session() as spark:
             path = where / "logs.parquet"
@@ -80,7 +83,7 @@ class SparkRunner:
                 days.groupBy("part")
                 .cogroup(books.groupBy("part"))
                 .applyInPandas(
-                    _day_job(period, rules, has_request_ids(logs)), schema=_RESULT_SCHEMA
+                    _day_job(period, rules, has_request_ids(logs), id_scheme), schema=_RESULT_SCHEMA
                 )
                 .collect()
             )
@@ -98,7 +101,9 @@ class SparkRunner:
                 pos = np.zeros(0, dtype=np.int64)
             results.append(result)
             positions.append(pos)
-        return combine(results, positions, logs, ledger, invoice, period, rules)
+        return combine(
+            results, positions, logs, ledger, invoice, period, rules, id_scheme, parts.ledger_whole
+        )
 
     @contextmanager
     def _session(self) -> Iterator[Any]:
@@ -142,7 +147,7 @@ def _write_logs(logs: pd.DataFrame, part_of: np.ndarray[Any, Any], path: Path) -
     pq.write_table(table, path, row_group_size=1 << 18)
 
 
-def _day_job(period: Period, rules: Rules, request_ids: bool) -> Any:
+def _day_job(period: Period, rules: Rules, request_ids: bool, id_scheme: str) -> Any:
     """The function each executor runs on one day: the local runner's stage code."""
 
     def job(key: tuple[Any, ...], days: pd.DataFrame, books: pd.DataFrame) -> pd.DataFrame:
@@ -153,7 +158,7 @@ def _day_job(period: Period, rules: Rules, request_ids: bool) -> Any:
         if "row_key" in days:
             logs["row_key"] = days["row_key"].astype("string")
         ledger = pickle.loads(bytes(books["ledger"].iloc[0])) if len(books) else None  # noqa: S301
-        result = stage_partition(logs, ledger, period, rules, request_ids)
+        result = stage_partition(logs, ledger, period, rules, request_ids, id_scheme)
         consume = pos[logs["type"].to_numpy(dtype=np.int64) == CONSUME]
         payload = pickle.dumps((result, consume))
         return pd.DataFrame({"part": [part], "payload": [payload]})

@@ -2,11 +2,11 @@
 
 A million `json.loads` calls take ~6 s. pyarrow's JSON reader parses the same text straight
 from the string column's buffer in about a second, if it is asked for few keys (its cost grows
-with every declared key). So the fast pass reads only the keys every log carries (COMMON_*),
-and the rare keys (surcharges, async tasks, audio, image tokens, 5m/1h cache writes, tiered
-billing) are read with `json.loads` for the few rows whose text mentions one and whose outcome
-could depend on it (`mentions_rare`, `parse_rows`). A chunk the fast reader refuses (bad JSON,
-a value of an unexpected type) is re-read row by row: an odd log costs time, never correctness.
+with every declared key). So the fast pass reads only the keys every log carries (COMMON_*);
+the logs of other billing paths are found by a regex over the text of the few logs where
+it matters (`mentions`) and read whole with `json.loads` by `reconcile.pricing.rowwise`. A
+chunk the fast reader refuses (bad JSON, a value of an unexpected type) is re-read row by
+row here: an odd log costs time, never correctness.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ RARE_FLOATS: Final = (
     "quota_delta",
     "actual_quota",
     "pre_consumed_quota",
+    "user_group_ratio",
 )
 RARE_BOOLS: Final = (
     "image",
@@ -63,7 +64,6 @@ RARE_BOOLS: Final = (
     "video_task",
 )
 RARE_STRINGS: Final = ("billing_mode", "task_id")
-LIST_KEY: Final = "tool_surcharges"
 FLOAT_KEYS: Final = COMMON_FLOATS + RARE_FLOATS
 BOOL_KEYS: Final = COMMON_BOOLS + RARE_BOOLS
 STRING_KEYS: Final = COMMON_STRINGS + RARE_STRINGS
@@ -76,9 +76,9 @@ TOKEN_KEYS: Final = (
 )
 #: A row whose text matches this may carry a rare key (over-matching only costs a parse).
 RARE_PATTERN: Final = (
-    r'"(?:task_id|tool_surcharges|web_search|file_search|image|audio|ws|billing_mode|'
-    r"quota_delta|actual_quota|pre_consumed_quota|video_task|cache_creation_tokens_|"
-    r"cache_creation_ratio_)"
+    r'"(?:task_id|is_task|tool_surcharges|web_search|file_search|image|audio|ws"|billing_mode|'
+    r"matched_tier|quota_delta|actual_quota|pre_consumed|video_task|cache_creation_tokens_|"
+    r"cache_creation_ratio_|request_conversion|usage_billing_path|text_input|text_output)"
 )
 
 EMPTY: Final = 0  # no `other` at all (older servers): nothing extra to read
@@ -87,11 +87,14 @@ UNREADABLE: Final = 2
 
 _CHUNK: Final = 1 << 16
 _WORKERS: Final = 2
+#: Rare float keys the fast pass may be asked for too (`parse_other(extra=...)`).
+FAST_EXTRA: Final = ("user_group_ratio",)
 _SCHEMA: Final = pa.schema(
     [(k, pa.float64()) for k in COMMON_FLOATS]
     + [(k, pa.string()) for k in COMMON_STRINGS]
     + [(k, pa.bool_()) for k in COMMON_BOOLS]
 )
+_SCHEMA_EXTRA: Final = pa.schema([*_SCHEMA, *((k, pa.float64()) for k in FAST_EXTRA)])
 _OPEN: Final = ord("{")
 _CLOSE: Final = ord("}")
 
@@ -100,15 +103,12 @@ _CLOSE: Final = ord("}")
 class OtherFields:
     """The keys of `other` that pricing reads, one numpy array per key, aligned with the logs.
 
-    `complete[i]` says whether row i's rare keys were read (always, for rows parsed row by row).
-    """
+    Rows the fast reader parsed hold the common keys; rows read row by row hold every key."""
 
     floats: dict[str, npt.NDArray[np.float64]]
     bools: dict[str, npt.NDArray[np.bool_]]
     strings: dict[str, npt.NDArray[np.object_]]
-    surcharge_items: npt.NDArray[np.int64]  # len(tool_surcharges)
     state: npt.NDArray[np.int8]  # EMPTY | PARSED | UNREADABLE
-    complete: npt.NDArray[np.bool_]
     problems: dict[int, str] = field(default_factory=dict)  # row -> why it is unreadable
 
     @classmethod
@@ -117,22 +117,7 @@ class OtherFields:
             floats={k: np.full(n, np.nan) for k in FLOAT_KEYS},
             bools={k: np.zeros(n, dtype=bool) for k in BOOL_KEYS},
             strings={k: np.full(n, None, dtype=object) for k in STRING_KEYS},
-            surcharge_items=np.zeros(n, dtype=np.int64),
             state=np.zeros(n, dtype=np.int8),
-            complete=np.zeros(n, dtype=bool),
-        )
-
-    def take(self, rows: npt.NDArray[np.intp]) -> OtherFields:
-        """The fields of `rows` only (problems renumbered to match)."""
-        where = {int(r): j for j, r in enumerate(rows.tolist())}
-        return OtherFields(
-            floats={k: v[rows] for k, v in self.floats.items()},
-            bools={k: v[rows] for k, v in self.bools.items()},
-            strings={k: v[rows] for k, v in self.strings.items()},
-            surcharge_items=self.surcharge_items[rows],
-            state=self.state[rows],
-            complete=self.complete[rows],
-            problems={where[r]: why for r, why in self.problems.items() if r in where},
         )
 
     def unreadable(self, row: int, why: str) -> None:
@@ -140,8 +125,10 @@ class OtherFields:
         self.problems.setdefault(row, why)
 
 
-def parse_other(other: pd.Series) -> OtherFields:
-    """Read the common keys of every log's `other`; empty stays EMPTY, broken is UNREADABLE."""
+def parse_other(other: pd.Series, extra: bool = False) -> OtherFields:
+    """Read the common keys of every log's `other`; empty stays EMPTY, broken is UNREADABLE.
+
+    `extra`: also read FAST_EXTRA (user_group_ratio, when the rules have group pairs)."""
     n = len(other)
     out = OtherFields.blank(n)
     if n == 0:
@@ -162,7 +149,8 @@ def parse_other(other: pd.Series) -> OtherFields:
     chunks = [(a, min(n, a + _CHUNK)) for a in range(0, n, _CHUNK)]
     # pyarrow releases the GIL while parsing: two chunks at a time use both cores
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-        tables = list(pool.map(lambda ab: _parse_chunk(arr, ab[0], ab[1], fast), chunks))
+        schema = _SCHEMA_EXTRA if extra else _SCHEMA
+        tables = list(pool.map(lambda ab: _parse_chunk(arr, ab[0], ab[1], fast, schema), chunks))
     for (a, b), table in zip(chunks, tables, strict=True):
         rows = np.flatnonzero(fast[a:b]) + a
         if not len(rows):
@@ -179,36 +167,18 @@ def parse_other(other: pd.Series) -> OtherFields:
     return out
 
 
-def mentions_rare(other: pd.Series, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
-    """The rows among `rows` whose `other` text may carry a rare key."""
+def mentions(
+    column: pd.Series, rows: npt.NDArray[np.intp], pattern: str | None
+) -> npt.NDArray[np.intp]:
+    """The rows among `rows` whose text matches `pattern` (None: RARE_PATTERN)."""
     if not len(rows):
         return rows
-    texts = _large_strings(other).take(pa.array(rows))
-    hit = pc.match_substring_regex(texts, RARE_PATTERN).fill_null(False)
+    texts = _large_strings(column)
+    if len(rows) != len(texts):
+        texts = texts.take(pa.array(rows))
+    hit = pc.match_substring_regex(texts, pattern or RARE_PATTERN).fill_null(False)
     found: npt.NDArray[np.intp] = rows[hit.to_numpy(zero_copy_only=False)]
     return found
-
-
-def parse_rows(other: pd.Series, rows: npt.NDArray[np.intp], into: OtherFields) -> None:
-    """Re-read `rows` completely (every key, with json.loads) into `into`."""
-    if not len(rows):
-        return
-    texts = _large_strings(other).take(pa.array(rows)).to_pylist()
-    for i, text in zip(rows.tolist(), texts, strict=True):
-        _clear_row(into, i)
-        _slow_row(i, text, into)
-
-
-def _clear_row(out: OtherFields, i: int) -> None:
-    for f in out.floats.values():
-        f[i] = np.nan
-    for b in out.bools.values():
-        b[i] = False
-    for s in out.strings.values():
-        s[i] = None
-    out.surcharge_items[i] = 0
-    out.state[i] = EMPTY
-    out.problems.pop(i, None)
 
 
 def _large_strings(other: pd.Series) -> pa.LargeStringArray:
@@ -231,7 +201,7 @@ def _buffers(arr: pa.LargeStringArray) -> tuple[npt.NDArray[np.int64], npt.NDArr
 
 
 def _parse_chunk(
-    arr: pa.LargeStringArray, a: int, b: int, fast: npt.NDArray[np.bool_]
+    arr: pa.LargeStringArray, a: int, b: int, fast: npt.NDArray[np.bool_], schema: pa.Schema
 ) -> pa.Table | None:
     """Parse the fast rows of [a, b) with pyarrow; None when they must go row by row.
 
@@ -254,7 +224,7 @@ def _parse_chunk(
             pa.BufferReader(body),
             read_options=pj.ReadOptions(use_threads=False, block_size=1 << 22),
             parse_options=pj.ParseOptions(
-                explicit_schema=_SCHEMA,
+                explicit_schema=schema,
                 unexpected_field_behavior="ignore",
                 newlines_in_values=True,
             ),
@@ -267,7 +237,9 @@ def _parse_chunk(
 
 
 def _store(table: pa.Table, rows: npt.NDArray[np.intp], out: OtherFields) -> None:
-    for k in COMMON_FLOATS:
+    for k in (*COMMON_FLOATS, *FAST_EXTRA):
+        if k not in table.column_names:
+            continue
         col = table.column(k)
         if col.null_count < len(col):
             out.floats[k][rows] = col.to_numpy(zero_copy_only=False).astype(np.float64)
@@ -290,7 +262,6 @@ def _slow_row(i: int, text: str | None, out: OtherFields) -> None:
     ratio that cannot be compared, a flag that cannot be read), as the fast pass, which never
     reads those keys, would also leave it.
     """
-    out.complete[i] = True
     if text is None or not text.strip():
         return
     try:
@@ -321,6 +292,3 @@ def _slow_row(i: int, text: str | None, out: OtherFields) -> None:
         v = obj.get(k)
         if v is not None:
             out.strings[k][i] = str(v)
-    items = obj.get(LIST_KEY)
-    if isinstance(items, list):
-        out.surcharge_items[i] = len(items)

@@ -27,10 +27,10 @@ import numpy as np
 import numpy.typing as npt
 
 from reconcile.core.money import round_half_away
+from reconcile.pricing.paths.text import COMPONENTS, Ratios, Usage, text_exact
 from reconcile.pricing.rules import ModelRule
 
 _LIMIT: Final = float(2**62)  # int64 head-room for the integer formula
-COEFFICIENTS: Final = ("cache", "creation", "creation_1h", "image", "completion")
 
 
 def price_one(
@@ -85,27 +85,19 @@ def quota_exact(
             return 0, False
         if image_tokens and rule.image_ratio is None:
             raise ValueError("image tokens need an image_ratio in the rule")
-        assert rule.model_ratio is not None
-        if anthropic:
-            base = prompt_tokens - image_tokens
-            rest = max(creation_tokens - creation_5m - creation_1h, 0)
-            creation = (rest + creation_5m) * rule.cache_creation_ratio + (
-                creation_1h * rule.creation_ratio_1h
-            )
-        else:
-            base = prompt_tokens - cache_tokens - creation_tokens - image_tokens
-            creation = creation_tokens * rule.cache_creation_ratio
-        image = image_tokens * (rule.image_ratio or Decimal(0))
-        ratio = rule.model_ratio * group_ratio
-        raw = (
-            max(base, 0)
-            + cache_tokens * rule.cache_ratio
-            + creation
-            + image
-            + completion_tokens * rule.completion_ratio
-        ) * ratio
-        quota = round_half_away(raw)
-        if quota <= 0 and ratio != 0:
+        usage = Usage(
+            prompt_tokens,
+            completion_tokens,
+            cache_tokens,
+            creation_tokens,
+            creation_5m,
+            creation_1h,
+            image_tokens,
+            anthropic=anthropic,
+        )
+        ratios = Ratios.of(rule)
+        quota = round_half_away(text_exact(usage, ratios, group_ratio))
+        if quota <= 0 and ratios.model * group_ratio != 0:
             return 1, True
         return quota, False
 
@@ -152,20 +144,19 @@ class Combo:
                 quota = round_half_away(rule.model_price * quota_per_unit * group_ratio)
                 return cls(index, rule, group, group_ratio, quota, 1, {}, 0, 1, True)
             assert rule.model_ratio is not None
-            ratios = {
-                "cache": rule.cache_ratio,
-                "creation": rule.cache_creation_ratio,
-                "creation_1h": rule.creation_ratio_1h,
-                "image": rule.image_ratio or Decimal(0),
-                "completion": rule.completion_ratio,
-            }
+            of = Ratios.of(rule)
+            ratios = {c.name: c.ratio(of) for c in COMPONENTS}
             d = max(places(r) for r in ratios.values())
-            coef = {k: int(r * 10**d) for k, r in ratios.items()}
+            coef = {k: int(r * 10**d) for k, r in ratios.items()}  # "base": 10**d
             m = rule.model_ratio * group_ratio
             e = places(m)
             multiplier = int(m * 10**e)
         fits = d + e <= 18 and multiplier < 2**62 and all(c < 2**62 for c in coef.values())
         return cls(index, rule, group, group_ratio, 0, 10**d, coef, multiplier, 10 ** (d + e), fits)
+
+
+#: The constants of each combo, by component name ("base" is the scale, ratio 1).
+COEFFICIENTS: Final = tuple(c.name for c in COMPONENTS)
 
 
 @dataclass
@@ -183,11 +174,16 @@ class TokenColumns:
 
 
 def quota_columns(
-    tokens: TokenColumns, combos: list[Combo], combo: npt.NDArray[np.int64]
+    tokens: TokenColumns,
+    combos: list[Combo],
+    combo: npt.NDArray[np.int64],
+    *,
+    floor: bool = False,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
     """Token-priced quota of every log (combo[i] its token-priced Combo), exactly, in int64.
 
     Returns (quota, lifted by the minimum of 1, too large for int64: use `quota_exact`).
+    `floor`: truncate instead of rounding, as new-api's older int() paths do.
     """
     const = {
         "scale": np.array([x.scale for x in combos], dtype=np.int64),
@@ -198,18 +194,7 @@ def quota_columns(
         const[k] = np.array([x.coef.get(k, 0) for x in combos], dtype=np.int64)
     fits = np.array([x.fits_int64 for x in combos], dtype=bool)[combo]
     take = {k: v[combo] for k, v in const.items()}
-    t = tokens
-    anth = t.anthropic
-    base = np.maximum(t.prompt - t.image - np.where(anth, 0, t.cache + t.creation), 0)
-    rest = np.where(anth, np.maximum(t.creation - t.creation_5m - t.creation_1h, 0), t.creation)
-    terms = [
-        (base, take["scale"]),
-        (t.cache, take["cache"]),
-        (rest + np.where(anth, t.creation_5m, 0), take["creation"]),
-        (np.where(anth, t.creation_1h, 0), take["creation_1h"]),
-        (t.image, take["image"]),
-        (t.completion, take["completion"]),
-    ]
+    terms = [(c.vector(tokens), take[c.name]) for c in COMPONENTS]
     estimate = np.zeros(len(combo))
     for count, coef in terms:
         estimate += count.astype(np.float64) * coef.astype(np.float64)
@@ -217,8 +202,9 @@ def quota_columns(
     total = np.zeros(len(combo), dtype=np.int64)
     for count, coef in terms:
         total += np.where(too_big, 0, count) * coef
-    quota = round_div(total * np.where(too_big, 0, take["mult"]), take["den"])
-    used = t.prompt + t.completion
+    scaled = total * np.where(too_big, 0, take["mult"])
+    quota = scaled // take["den"] if floor else round_div(scaled, take["den"])
+    used = tokens.prompt + tokens.completion
     quota = np.where(used == 0, 0, quota)
     lifted = ~too_big & (used > 0) & (take["mult"] != 0) & (quota <= 0)
     quota = np.where(lifted, 1, quota)

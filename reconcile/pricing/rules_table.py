@@ -49,14 +49,19 @@ class RulesDescription:
     quota_per_unit: str
     currencies: list[tuple[str, str]]  # (code, units per USD)
     warnings: list[str] = field(default_factory=list)
+    #: The billing-path prices of each rule, restated in $ per 1M tokens or per call/unit.
+    details: list[str] = field(default_factory=list)
+    group_pairs: list[str] = field(default_factory=list)  # "svip using default 0.9"
 
     def summary_lines(self) -> list[str]:
         """The settings around the table, one per line, for the CLI to print."""
         groups = ", ".join(f"{g} {r}" for g, r in self.groups) or "none listed"
         rates = ", ".join(f"{c} {r}" for c, r in self.currencies) or "USD only"
+        pairs = ", ".join(self.group_pairs)
         return [
             f"quota_per_unit: {self.quota_per_unit} quota = 1 USD",
             f"groups: {groups} (any other group: 1)",
+            *([f"group pairs (user group using group): {pairs}"] if pairs else []),
             f"tolerance: {self.tolerance}",
             f"currency per USD: {rates}",
         ]
@@ -88,7 +93,63 @@ def describe_rules(rules: Rules) -> RulesDescription:
         quota_per_unit=plain(qpu),
         currencies=[(c, plain(r)) for c, r in rules.currency.items()],
         warnings=_warnings(rules),
+        details=[line for r in rules.models for line in rule_details(r, qpu)],
+        group_pairs=[
+            f"{user} using {using} {plain(ratio)}"
+            for user, pairs in rules.group_pairs.items()
+            for using, ratio in pairs.items()
+        ],
     )
+
+
+def _usd(d: Decimal) -> str:
+    """USD, to six places at most (a millionth of a dollar is below any invoice)."""
+    exponent = d.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -6:
+        d = d.quantize(Decimal("0.000001"))
+    return "$" + plain(d)
+
+
+def rule_details(r: ModelRule, qpu: Decimal) -> list[str]:
+    """The rule's prices beyond input/output, one line each, in USD per 1M tokens or per unit."""
+    where = f"{r.match} (line {r.line}):"
+    out: list[str] = []
+    if r.model_ratio is not None:
+        per_m = r.model_ratio * MILLION / qpu  # USD per 1M input tokens
+        out.append(
+            f"{where} cache read {_usd(per_m * r.cache_ratio)}/1M, cache write "
+            f"{_usd(per_m * r.cache_creation_ratio)}/1M (1h: {_usd(per_m * r.creation_ratio_1h)}"
+            "/1M)" + (f", image input {_usd(per_m * r.image_ratio)}/1M" if r.image_ratio else "")
+        )
+        if r.audio_ratio is not None:
+            audio_out = r.audio_ratio * (r.audio_completion_ratio or Decimal(1))
+            out.append(
+                f"{where} audio input {_usd(per_m * r.audio_ratio)}/1M, audio output "
+                f"{_usd(per_m * audio_out)}/1M"
+            )
+        for tier in r.tiers:
+            bound = (
+                f"prompts up to {tier.max_prompt_tokens:,} tokens"
+                if tier.max_prompt_tokens
+                else "longer prompts"
+            )
+            t_in = tier.model_ratio * MILLION / qpu
+            t_out = t_in * (
+                tier.completion_ratio if tier.completion_ratio is not None else r.completion_ratio
+            )
+            out.append(f"{where} tier for {bound}: input {_usd(t_in)}/1M, output {_usd(t_out)}/1M")
+    if r.audio_input_price is not None:
+        out.append(f"{where} audio input priced apart {_usd(r.audio_input_price)}/1M")
+    for tool, price in sorted(r.tool_prices.items()):
+        out.append(f"{where} {tool} {_usd(price / 1000)} per call ({_usd(price)} per 1,000)")
+    for size, price in sorted(r.image_prices.items()):
+        out.append(f"{where} image {size} {_usd(price)} per image")
+    if r.task_price_per_second is not None:
+        out.append(f"{where} task {_usd(r.task_price_per_second)} per second")
+    for name, table in sorted(r.task_ratios.items()):
+        listed = ", ".join(f"{label} x{plain(v)}" for label, v in table.items())
+        out.append(f"{where} task {name} multipliers: {listed}")
+    return out
 
 
 def _row(r: ModelRule, qpu: Decimal) -> list[str]:

@@ -3,8 +3,10 @@
 Encoding: UTF-8 with a byte-order mark, because Excel reads a CSV without one in the legacy
 code page and garbles non-ASCII token and model names; pandas skips the mark by itself, and
 Python's csv module does with `encoding="utf-8-sig"`. Lines end in CRLF (RFC 4180).
-Text cells that a spreadsheet would run as a formula are prefixed with `'` (see safe.py);
-numbers are written as plain numbers and money as exact decimal text.
+Text goes through the same guard as the workbook's cells (safe.py: a formula or an error
+literal gets a leading `'`, control characters become U+FFFD), so both files say the same;
+numbers are written as plain numbers and money as exact decimal text. Signs: see
+core/findings.py (gateway minus contract, gateway minus books; refunds negative).
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from reconcile.core.schema import FINDING_COLUMNS, FINDING_DTYPES, MONEY_COLUMNS
-from reconcile.report.safe import csv_text
+from reconcile.core.schema import OUTPUT_COLUMNS
+from reconcile.report.safe import safe_text
 from reconcile.report.xlsx import py_values
 
-COLUMNS = [*FINDING_COLUMNS, *MONEY_COLUMNS]
+COLUMNS = OUTPUT_COLUMNS
 ENCODING = "utf-8-sig"
 CHUNK_ROWS = 20_000
 
@@ -29,7 +31,7 @@ def _cell(value: object) -> object:
     if value is None:
         return ""
     if isinstance(value, str):
-        return csv_text(value)
+        return safe_text(value)
     if isinstance(value, Decimal):
         return str(value)
     return value
@@ -45,8 +47,8 @@ def csv_rows(findings: pd.DataFrame) -> Iterator[list[object]]:
                 cols.append([None] * len(chunk))
                 continue
             series = chunk[name]
-            if FINDING_DTYPES.get(name) == "Int64" or name == "diff_amount":
-                cols.append(py_values(series))
+            if series.dtype == object or pd.api.types.is_integer_dtype(series.dtype):
+                cols.append(py_values(series))  # Decimal money, integer quota and ids
             else:
                 cols.append(py_values(series.astype("string")))
         for row in zip(*cols, strict=True):

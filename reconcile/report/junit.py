@@ -37,7 +37,15 @@ def _describe(row: Mapping[Any, Any], currency: str) -> str:
     amount = row.get("diff_amount")
     if amount is not None and not pd.isna(amount):
         stake += f" ({amount} {currency})"
-    return f"{', '.join(parts)}: {stake} at stake. {row.get('explanation') or ''}".strip()
+    signed = ""
+    for key, label in (("contract_diff", "gateway − contract"), ("books_diff", "gateway − books")):
+        q = row.get(f"{key}_quota")
+        if q is not None and not pd.isna(q):
+            signed += f" {label}: {int(q):+,} quota ({row.get(f'{key}_amount')} {currency})."
+    action = row.get("action")
+    todo = f" Action: {action}." if isinstance(action, str) and action else ""
+    text = f"{', '.join(parts)}: {stake} at stake.{signed} {row.get('explanation') or ''}."
+    return (text + todo).strip()
 
 
 def _text(value: object) -> str:

@@ -55,6 +55,32 @@ def _get(d: Mapping[str, Any], *path: str) -> Any:
     return cur
 
 
+def _headline_lines(summary: Mapping[str, Any], cur: str) -> list[str]:
+    """The headline figures (signed: gateway minus contract, gateway minus books)."""
+    head = summary.get("headline")
+    if not isinstance(head, Mapping):
+        return []
+    out = []
+    if _get(summary, "open_period", "open"):
+        cut = md_text(_get(summary, "open_period", "cut_off"))
+        out += [f"**Open period**: the logs were read at {cut}, before the period ended.", ""]
+    rows = [
+        ("Contract: overcharged", _get(head, "contract", "overcharged")),
+        ("Contract: undercharged", _get(head, "contract", "undercharged")),
+        ("Contract: net", _get(head, "contract", "net")),
+        ("Books vs gateway: net spend", _get(head, "books", "net")),
+        ("Top-ups not booked", _get(head, "books", "topups_not_booked")),
+        ("Refunds not booked", _get(head, "books", "refunds_not_booked")),
+        ("Spend not checked against the contract", _get(head, "unchecked")),
+    ]
+    out += [f"| | Quota | Amount ({md_text(cur)}) |", "| --- | ---: | ---: |"]
+    for name, fig in rows:
+        if isinstance(fig, Mapping):
+            out.append(f"| {name} | {_int(fig.get('quota'))} | {_amount(fig.get('amount'))} |")
+    out += ["", md_text(head.get("sign_convention", "")), ""]
+    return out
+
+
 def render_markdown(summary: Mapping[str, Any]) -> str:
     """A verdict line, the totals and the discrepancies by category, as Markdown."""
     status = str(summary.get("status", "fail"))
@@ -64,9 +90,10 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
     cur = _get(summary, "currency", "code") or ""
     amounts = summary.get("amounts", {})
     fail_on = summary.get("fail_on")
+    word = str(summary.get("verdict") or ("PASS" if ok else "FAIL"))
+    mark = "✅" if word == "PASS" else ("⚠️" if word in ("NOT GATED", "INCOMPLETE") else "❌")
     lines = [
-        f"## {'✅' if ok else '❌'} Billing reconciliation {md_text(label)}: "
-        f"**{'PASS' if ok else 'FAIL'}**",
+        f"## {mark} Billing reconciliation {md_text(label)}: **{md_text(word)}**",
         "",
         f"Period {md_text(period.get('start', '?'))} to {md_text(period.get('end', '?'))} "
         f"(end excluded), {md_text(period.get('timezone', '?'))}."
@@ -74,6 +101,7 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         "",
     ]
 
+    lines += _headline_lines(summary, str(cur))
     money_col = f" Amount ({md_text(cur)}) |" if cur else ""
     sep = " ---: |" if cur else ""
     lines += [f"| | Count | Quota |{money_col}", f"| --- | ---: | ---: |{sep}"]
@@ -141,5 +169,5 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         lines += [f"- {md_text(w)}" for w in warnings[:MAX_WARNINGS]]
         if len(warnings) > MAX_WARNINGS:
             lines.append(f"- … and {len(warnings) - MAX_WARNINGS} more (see summary.json)")
-    lines += ["", "Every finding is in `discrepancies.csv`; the workbook has them by category."]
+    lines += ["", "Every finding is in `discrepancies.csv`, with an action for each."]
     return "\n".join(lines) + "\n"

@@ -10,7 +10,8 @@ from reconcile.report.tables import rules_used
 from reconcile.report.totals import money_of
 from reconcile.report.xlsx import Book, print_setup, py_values, set_widths
 
-WIDTHS = [34, 14, 14, 14, 16, 18, 16, 16, 10]
+WIDTHS = [34, 14, 14, 14, 14, 14, 12, 12, 12, 12, 14, 14, 8]
+MILLION = Decimal(1_000_000)
 
 
 def _num(value: Decimal | None) -> object:
@@ -41,36 +42,64 @@ def write_rules_sheet(book: Book, result: RunResult) -> None:
     row(c(ws, "Quota per USD", "label"), c(ws, rules.quota_per_unit, "int"))
     row(
         c(ws, "Report currency", "label"),
-        c(ws, f"{money.currency} (1 USD = {money.rate} {money.currency})"),
+        c(
+            ws,
+            money.currency
+            if money.currency == "USD"
+            else f"{money.currency} (1 USD = {money.rate} {money.currency})",
+        ),
     )
     tol = rules.tolerance
     row(c(ws, "Tolerance, absolute (quota)", "label"), c(ws, tol.quota, "int"))
     row(c(ws, "Tolerance, relative (of the larger)", "label"), tol.relative)
+    row(c(ws, "Tolerance, seconds (rows without ids)", "label"), c(ws, tol.seconds, "int"))
     row()
 
     row(
         c(ws, "Model rules", "section"),
         c(ws, "an exact name beats a glob; a longer glob beats a shorter", "note"),
     )
+    cur = money.currency
     header(
         "Match",
+        f"Input ({cur} per 1M tokens)",
+        f"Output ({cur} per 1M tokens)",
+        f"Cache read ({cur} per 1M tokens)",
+        f"Cache write ({cur} per 1M tokens)",
+        f"Per call ({cur})",
         "Model ratio",
         "Completion ratio",
         "Cache ratio",
         "Cache creation ratio",
-        "Model price (USD/call)",
         "Effective from",
         "Effective to",
         "Line",
     )
+    # new-api's ratios as prices: 1M tokens at ratio r cost r * 1M quota, before group ratios
+    per_million = MILLION * money.rate / rules.quota_per_unit
+
+    def price(*ratios: Decimal | None) -> object:
+        if any(r is None for r in ratios):
+            return None
+        value = per_million
+        for r in ratios:
+            value *= cast(Decimal, r)
+        return c(ws, value.normalize(), "amount_fine")
+
     for m in rules.models:
+        per_token = m.model_price is None
+        base = m.model_ratio if per_token else None
         row(
             c(ws, m.match),
+            price(base),
+            price(base, m.completion_ratio),
+            price(base, m.cache_ratio),
+            price(base, m.cache_creation_ratio),
+            None if per_token else c(ws, cast(Decimal, m.model_price) * money.rate, "amount_fine"),
             _num(m.model_ratio),
-            m.completion_ratio,
-            m.cache_ratio,
-            m.cache_creation_ratio,
-            _num(m.model_price),
+            m.completion_ratio if per_token else None,
+            m.cache_ratio if per_token else None,
+            m.cache_creation_ratio if per_token else None,
             c(ws, m.effective_from, "date") if m.effective_from else c(ws, "always"),
             c(ws, m.effective_to, "date") if m.effective_to else c(ws, "open"),
             m.line or None,
@@ -80,7 +109,8 @@ def write_rules_sheet(book: Book, result: RunResult) -> None:
     row(
         c(
             ws,
-            "Effective dates are in the run's time zone; from is inclusive, to exclusive.",
+            "Prices are before group ratios (a group's ratio multiplies them). Effective "
+            "dates are in the run's time zone; from is inclusive, to exclusive.",
             "note",
         )
     )

@@ -16,13 +16,22 @@ from pathlib import Path
 
 import pandas as pd
 
-from reconcile.core.findings import by_category
+from reconcile.core.findings import by_category, signed_sums
 from reconcile.core.money import MONEY_PLACES
 from reconcile.core.results import RunResult
-from reconcile.core.schema import CATEGORIES, SEVERITY, SEVERITY_RANK
-from reconcile.report.totals import Count, compute_totals, money_of
+from reconcile.core.schema import ACTION, CATEGORIES, EXPLAIN, SEVERITY, SEVERITY_RANK
+from reconcile.report.headline import SIGN_CONVENTION, Headline, compute_headline, verdict
+from reconcile.report.totals import Count, Money, compute_totals, money_of
 
 SCHEMA_VERSION = 1
+#: The published JSON Schema of summary.json (shipped with the package; docs/summary.md).
+SCHEMA_FILE = Path(__file__).with_name("summary.schema.json")
+
+
+def summary_schema() -> dict[str, object]:
+    """The JSON Schema every summary.json validates against."""
+    schema: dict[str, object] = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    return schema
 
 
 def amount_text(amount: Decimal) -> str:
@@ -55,10 +64,78 @@ def category_amounts(findings: pd.DataFrame) -> dict[str, Decimal]:
     return out
 
 
+def _figure(count: int | None, quota: int, money: Money) -> dict[str, object]:
+    out: dict[str, object] = {} if count is None else {"count": count}
+    out.update(quota=quota, amount=amount_text(money(quota)))
+    return out
+
+
+def _headline(h: Headline, money: Money) -> dict[str, object]:
+    """The Summary sheet's headline, for machines: each log counted once (headline.py)."""
+    books: dict[str, object] | None = None
+    if h.has_book:
+        books = {
+            "gateway_net_spend": _figure(None, h.gateway_net_spend, money),
+            "books_net_spend": _figure(None, h.books_net_spend, money),
+            "net": _figure(None, h.books_net, money),
+            "explained_by_findings": _figure(None, h.books_explained, money),
+            "topups_not_booked": _figure(
+                h.topups_not_booked.count, h.topups_not_booked.quota, money
+            ),
+            "refunds_not_booked": _figure(
+                h.refunds_not_booked.count, h.refunds_not_booked.quota, money
+            ),
+        }
+    return {
+        "sign_convention": SIGN_CONVENTION,
+        "contract": {
+            "overcharged": _figure(h.contract_over.count, h.contract_over.quota, money),
+            "undercharged": _figure(h.contract_under.count, h.contract_under.quota, money),
+            "net": _figure(None, h.contract_net, money),
+            "gross": _figure(None, h.contract_gross, money),
+        },
+        "books": books,
+        "unchecked": _figure(h.unchecked.count, h.unchecked.quota, money),
+    }
+
+
+def _by_category(
+    result: RunResult, money: Money, cats: list[str], failing: dict[str, int]
+) -> dict[str, dict[str, object]]:
+    """Everything about a category in one place, each quantity under its own name."""
+    counts = by_category(result.findings)
+    amounts = category_amounts(result.findings)
+    contract = signed_sums(result.findings, "contract_diff_quota")
+    books = signed_sums(result.findings, "books_diff_quota")
+    out: dict[str, dict[str, object]] = {}
+    for c in cats:
+        entry: dict[str, object] = {
+            "count": counts[c]["count"],
+            "severity": SEVERITY.get(c, "error"),
+            "failing": failing.get(c, 0),
+            "quota_at_stake": counts[c]["quota"],
+            "amount_at_stake": amount_text(amounts.get(c, Decimal(0))),
+        }
+        for name, sums in (("contract_diff", contract), ("books_diff", books)):
+            if c in sums:
+                net = sum(sums[c])
+                entry[f"{name}_quota"] = net
+                entry[f"{name}_amount"] = amount_text(money(net))
+            else:
+                entry[f"{name}_quota"] = None
+                entry[f"{name}_amount"] = None
+        entry["meaning"] = EXPLAIN.get(c, "")
+        entry["action"] = ACTION.get(c, "")
+        out[c] = entry
+    return out
+
+
 def build_summary(result: RunResult) -> dict[str, object]:
     """The verdict of a computed run as plain JSON-ready data (ints, strings, lists, dicts)."""
     totals = compute_totals(result)
     money = money_of(result)
+    headline = compute_headline(result, totals)
+    word, _ = verdict(result, headline)
     period, fetch = result.period, result.fetch
     counts = by_category(result.findings)
     amounts = category_amounts(result.findings)
@@ -90,6 +167,14 @@ def build_summary(result: RunResult) -> dict[str, object]:
             "kind": totals.book_kind,
             "by_type": {name: _count(c) for name, c in totals.book_by_type.items()},
             "unreadable_rows": totals.unreadable_rows,
+            # signed: refunds negative, top-ups apart from spend
+            "net_spend_quota": totals.book_by_type["consume"].quota
+            - totals.book_by_type["refund"].quota,
+            "signed_by_type": {
+                "consume": totals.book_by_type["consume"].quota,
+                "refund": -totals.book_by_type["refund"].quota,
+                "topup": totals.book_by_type["topup"].quota,
+            },
         },
         "discrepancies": discrepancies,
         "status": result.status,
@@ -135,6 +220,10 @@ def build_summary(result: RunResult) -> dict[str, object]:
             "other_types": fetch.other_types,
         },
         "warnings": warnings,
+        "verdict": word,
+        "open_period": {"open": headline.open_period, "cut_off": headline.cut_off},
+        "headline": _headline(headline, money),
+        "by_category": _by_category(result, money, cats, failing),
     }
 
 

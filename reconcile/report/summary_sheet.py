@@ -6,13 +6,15 @@ from decimal import Decimal
 from typing import Any
 
 from reconcile.core.findings import by_category
+from reconcile.core.money import display_amount
 from reconcile.core.results import RunResult
-from reconcile.core.schema import CATEGORIES, EXPLAIN, SEVERITY
+from reconcile.core.schema import ACTION, CATEGORIES, EXPLAIN, SEVERITY
+from reconcile.report.headline import SIGN_CONVENTION, compute_headline, verdict
 from reconcile.report.summary import category_amounts, failing_counts
 from reconcile.report.totals import Money, compute_totals
 from reconcile.report.xlsx import Book, print_setup, set_widths
 
-WIDTHS = [40, 14, 16, 20, 24, 24, 66]
+WIDTHS = [48, 14, 16, 20, 24, 24, 80]
 
 
 def _period_text(result: RunResult) -> str:
@@ -44,16 +46,20 @@ def write_summary_sheet(
     ws: Any,
     result: RunResult,
     money: Money,
-    category_sheets: dict[str, str],
+    category_cells: dict[str, str],
     discrepancies_sheet: str,
 ) -> None:
-    """Lay out the Summary; `category_sheets` maps a category to the sheet listing its rows."""
+    """Lay out the Summary; `category_cells` maps a category to the cell of the
+    Discrepancies sheet where its block of rows starts."""
     totals = compute_totals(result)
+    headline = compute_headline(result, totals)
     cur = money.currency
     fetch = result.fetch
     set_widths(ws, WIDTHS)
-    ws.sheet_properties.tabColor = "2E7D32" if result.status == "pass" else "C62828"
+    word, style = verdict(result, headline)
+    ws.sheet_properties.tabColor = {"pass": "2E7D32", "fail": "C62828"}.get(style, "7F7F7F")
     print_setup(ws, grid=False)
+    ws.page_setup.fitToHeight = 1  # the Summary is one printed page
     c = book.cell
     rows = [0]
 
@@ -77,19 +83,86 @@ def write_summary_sheet(
 
     failing = failing_counts(result.findings, result.fail_on)
     n_failing = sum(failing.values())
-    verdict = "PASS" if result.status == "pass" else "FAIL"
-    if result.fail_on == "never":
-        why = "--fail-on never: findings are reported and never fail the run"
+    if headline.open_period:
+        why = (
+            f"OPEN — incomplete period: the logs were read at {headline.cut_off}, before the "
+            f"period ended; rerun after {result.period.end:%Y-%m-%d %H:%M}"
+        )
+    elif result.fail_on == "never":
+        why = (
+            f"not gated (--fail-on never): {len(result.findings):,} findings reported, "
+            "none fails the run"
+        )
     else:
         why = f"fails on findings of severity {result.fail_on} or above: {n_failing:,} found"
 
     row(c(ws, f"Billing reconciliation {result.period.label}", "title"), height=22)
+    row(c(ws, "Verdict", "label"), c(ws, word, style), c(ws, why, "indent"), height=30)
+    blank()
+
+    # ------------------------------------------------------------ headline
+    row(c(ws, "What to act on", "section"))
+    header("", "Logs / rows", "Quota", f"Amount ({cur})", "Action")
+    over, under = headline.contract_over, headline.contract_under
     row(
-        c(ws, "Verdict", "label"),
-        c(ws, verdict, verdict.lower()),
-        c(ws, why, "indent"),
-        height=30,
+        c(ws, "Contract: overcharged (gateway above the rules)", "label"),
+        quota(over.count),
+        quota(over.quota, True),
+        amount(over.quota, True),
+        c(ws, "claim a credit" if over.count else "none", "indent"),
     )
+    row(
+        c(ws, "Contract: undercharged (gateway below the rules)", "label"),
+        quota(under.count),
+        quota(under.quota),
+        amount(under.quota),
+        c(ws, "expect a back-charge, or correct the rule" if under.count else "none", "indent"),
+    )
+    row(
+        c(ws, "Contract: net (gross)", "indent"),
+        None,
+        quota(headline.contract_net),
+        amount(headline.contract_net),
+        c(ws, f"gross {display_amount(money(headline.contract_gross), cur)}", "indent"),
+    )
+    if headline.has_book:
+        kind = totals.book_kind
+        row(
+            c(ws, f"Books vs gateway: net spend, gateway − {kind}", "label"),
+            None,
+            quota(headline.books_net, True),
+            amount(headline.books_net, True),
+            c(
+                ws,
+                "of which explained by findings: "
+                + display_amount(money(headline.books_explained), cur),
+                "indent",
+            ),
+        )
+        for label, part, todo in (
+            ("Top-ups not booked", headline.topups_not_booked, "book them as credit"),
+            ("Refunds not booked", headline.refunds_not_booked, "book them (they reduce spend)"),
+        ):
+            row(
+                c(ws, label, "indent"),
+                quota(part.count),
+                quota(part.quota),
+                amount(part.quota),
+                c(ws, todo if part.count else "none", "indent"),
+            )
+    row(
+        c(ws, "Spend the contract could not check", "label"),
+        quota(headline.unchecked.count),
+        quota(headline.unchecked.quota),
+        amount(headline.unchecked.quota),
+        c(
+            ws,
+            "add rules for the models (see unpriced_model)" if headline.unchecked.count else "none",
+            "indent",
+        ),
+    )
+    for sentence in SIGN_CONVENTION.split("; "):
+        row(c(ws, sentence[:1].upper() + sentence[1:], "note"))
     blank()
     row(c(ws, "Period", "label"), c(ws, _period_text(result)))
     fetched = fetch.fetched_at.astimezone(result.period.tz).isoformat()
@@ -110,21 +183,24 @@ def write_summary_sheet(
     # ------------------------------------------------------------ totals
     row(c(ws, "Gateway logs", "section"))
     header("", "Logs", "Quota", f"Amount ({cur})")
-    labels = {
-        "consume": "Consume (charged)",
-        "refund": "Refund (returned)",
-        "topup": "Topup (credit bought)",
-        "error": "Error (not spend)",
-    }
-    for name, label in labels.items():
+    for name, label, sign in (
+        ("consume", "Consume (charged)", 1),
+        ("refund", "Refund (returned, reduces spend)", -1),
+    ):
         t = totals.logs[name]
-        row(c(ws, label), quota(t.count), quota(t.quota), amount(t.quota))
+        row(c(ws, label), quota(t.count), quota(sign * t.quota), amount(sign * t.quota))
     row(
         c(ws, "Net spend (consume − refund)", "label"),
         None,
         quota(totals.net_spend, True),
         amount(totals.net_spend, True),
     )
+    for name, label in (
+        ("topup", "Topup (credit bought, apart from spend)"),
+        ("error", "Error (not spend)"),
+    ):
+        t = totals.logs[name]
+        row(c(ws, label), quota(t.count), quota(t.quota), amount(t.quota))
     blank()
 
     row(c(ws, "Charged vs contract vs ledger", "section"))
@@ -169,12 +245,16 @@ def write_summary_sheet(
             ]
         for name, gateway in pairs:
             b = totals.book_by_type[name]
-            gap = gateway - b.quota
+            sign = -1 if name == "refund" else 1  # refunds negative, as everywhere
+            gap = sign * (gateway - b.quota)
+            label = f"{kind.capitalize()}, {name} rows" + (
+                " (credit, apart from spend)" if name == "topup" else ""
+            )
             row(
-                c(ws, f"{kind.capitalize()}, {name} rows", "label" if name == "consume" else None),
+                c(ws, label, "label" if name == "consume" else None),
                 quota(b.count),
-                quota(b.quota, name == "consume"),
-                amount(b.quota, name == "consume"),
+                quota(sign * b.quota, name == "consume"),
+                amount(sign * b.quota, name == "consume"),
                 quota(gap, name == "consume"),
                 amount(gap, name == "consume"),
             )
@@ -202,14 +282,16 @@ def write_summary_sheet(
         "Quota at stake",
         f"Amount at stake ({cur})",
         "Findings failing the run",
-        "Meaning",
+        "What to do",
     )
     cats = list(CATEGORIES) + sorted(set(counts) - set(CATEGORIES))
     for cat in cats:
         n, q = counts[cat]["count"], counts[cat]["quota"]
         sev = SEVERITY.get(cat, "error")
         name_cell = (
-            book.link(ws, cat, category_sheets[cat]) if cat in category_sheets else c(ws, cat)
+            book.link(ws, cat, discrepancies_sheet, category_cells[cat])
+            if cat in category_cells
+            else c(ws, cat)
         )
         row(
             name_cell,
@@ -218,15 +300,18 @@ def write_summary_sheet(
             quota(q),
             c(ws, amounts.get(cat, Decimal(0)), "amount"),
             quota(failing.get(cat, 0)),
-            c(ws, EXPLAIN.get(cat, ""), "indent"),
+            c(ws, ACTION.get(cat, "") if n else EXPLAIN.get(cat, ""), "wrap" if n else "note"),
+            height=30 if n and len(ACTION.get(cat, "")) > 80 else None,
         )
-    total_q = sum(v["quota"] for v in counts.values())
+    # no total of money at stake: it would add categories that overlap (a log can be both
+    # a pricing mismatch and missing in the ledger) and mix top-ups with spend; the
+    # headline above has the figures that add up
     row(
         c(ws, "Total", "label"),
         None,
         quota(len(result.findings), True),
-        quota(total_q, True),
-        c(ws, sum(amounts.values(), Decimal(0)), "amount_bold"),
+        None,
+        None,
         quota(n_failing, True),
     )
     blank()
@@ -252,11 +337,7 @@ def write_summary_sheet(
     header("Role", "Path", "", "", "", "", "SHA-256")
     for f in result.inputs:
         row(c(ws, f.role), c(ws, f.path), None, None, None, None, c(ws, f.sha256))
-    row(
-        c(
-            ws,
-            "Sheets: Discrepancies lists every finding; one sheet per category with findings; "
-            "By model, By day, By token; Refunds & topups; Rules; Unreadable rows.",
-            "note",
-        )
-    )
+    blank()
+    row(c(ws, "Sheets", "section"))
+    for sheet, caption in book.captions.items():
+        row(book.link(ws, sheet, sheet), c(ws, caption, "note"))

@@ -90,7 +90,7 @@ def by_model(result: RunResult) -> pd.DataFrame:
     out = out.merge(book, on="model_name", how="outer")
     out = _fill_ints(out)
     out["diff"] = out["charged_repriced"] - out["expected"]
-    out["book_diff"] = out["ledger"] - out["charged"]
+    out["book_diff"] = out["charged"] - out["ledger"]  # gateway − books, as everywhere
     out["rule"] = out["rule"].astype("string").fillna("")
     return out.sort_values(
         ["charged", "ledger", "model_name"], ascending=[False, False, True], kind="mergesort"
@@ -172,7 +172,7 @@ def by_day(result: RunResult) -> tuple[pd.DataFrame, bool, int]:
     out = _fill_ints(out.reset_index())
     out["diff"] = out["charged_repriced"] - out["expected"]
     if days is not None:
-        out["book_diff"] = out["ledger"] - out["charged"]
+        out["book_diff"] = out["charged"] - out["ledger"]  # gateway − books, as everywhere
     return out, days is not None, undated
 
 

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pandas as pd
 
-from reconcile.core.money import quota_to_amount
+from reconcile.core.money import exact_sum, quota_to_amount
 from reconcile.core.results import Ledger, RunResult
 from reconcile.core.schema import CONSUME, TYPE_CODES, TYPE_NAMES
 
@@ -74,7 +74,7 @@ def money_of(result: RunResult) -> Money:
 
 
 def _count(frame: pd.DataFrame, column: str = "quota") -> Count:
-    return Count(len(frame), int(frame[column].sum()) if len(frame) else 0)
+    return Count(len(frame), exact_sum(frame[column]) if len(frame) else 0)
 
 
 def log_counts(logs: pd.DataFrame) -> dict[str, Count]:

@@ -1,10 +1,9 @@
 """reconciliation-<period>.xlsx: the spreadsheet a reviewer works in.
 
-Sheets: Summary (verdict, totals, discrepancies by category linked to their rows), then
-Discrepancies (every finding, largest money at stake first), one sheet per category that has
-findings (what the Summary's links open: a filtered view that works the same in Excel and
-LibreOffice, unlike a saved filter), By model, By day (with a chart), By token, Refunds &
-topups, Rules and Unreadable rows.
+Sheets: Summary (verdict, what to act on, totals, discrepancies by category, each linked to
+its block of rows), then Discrepancies (every finding once, grouped by category, largest
+money at stake first within each), By model, By day (with a chart), By token, Refunds &
+topups, Rules and Unreadable rows (table_sheets.py, rules_sheet.py).
 
 The writer streams (openpyxl write-only), so memory does not grow with the number of
 rows; a sheet that would pass the row limit is capped with a note (discrepancies.csv always
@@ -13,377 +12,164 @@ has every row). Writing decides nothing: every figure comes from the RunResult.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from datetime import date
+import itertools
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
 
 import pandas as pd
-from openpyxl.chart import LineChart, Reference
-from openpyxl.chart.text import RichText
-from openpyxl.drawing.text import (
-    CharacterProperties,
-    Paragraph,
-    ParagraphProperties,
-    RichTextProperties,
-)
+from openpyxl.utils import get_column_letter
 
 from reconcile.core.results import RunResult
-from reconcile.core.schema import CATEGORIES, FINDING_DTYPES, MONEY_COLUMNS
-from reconcile.report import xlsx
+from reconcile.core.schema import CATEGORIES, OUTPUT_COLUMNS
+from reconcile.report import fastrows, table_sheets, xlsx
 from reconcile.report.rules_sheet import write_rules_sheet
 from reconcile.report.summary_sheet import write_summary_sheet
-from reconcile.report.tables import by_day, by_model, by_token, refunds_topups, unreadable_rows
-from reconcile.report.totals import Money, money_of
-from reconcile.report.xlsx import Book, Column, fit_width, py_values, write_table
+from reconcile.report.totals import money_of
+from reconcile.report.xlsx import Book, Column, py_values, write_table
 
 CHUNK_ROWS = 10_000
 DISCREPANCIES = "Discrepancies"
 FULL_CSV = "Every row is in discrepancies.csv."
 
-_KINDS = {
-    "severity": "severity",
-    "log_id": "id",
-    "ledger_line": "id",
-    "created_at": "datetime",
-    "log_quota": "int",
-    "ledger_quota": "int",
-    "expected_quota": "int",
-    "diff_quota": "int",
-    "diff_amount": "amount",
-}
+#: The Discrepancies sheet's columns in reading order, under headers for people: what the
+#: finding is and where (frozen on the left), both sides' money, the signed differences and
+#: the action, then the detail. discrepancies.csv has the same columns under their field
+#: names (a column a stage adds appears at the end of both).
+REVIEW_LAYOUT: list[tuple[str, str, str]] = [
+    ("category", "Category", "text"),
+    ("log_id", "Log id", "id"),
+    ("ledger_line", "Ledger line", "id"),
+    ("severity", "Severity", "severity"),
+    ("created_at", "Time", "datetime"),
+    ("type", "Type", "text"),
+    ("token_name", "Token", "text"),
+    ("model_name", "Model", "text"),
+    ("log_amount", "Gateway amount", "amount_fine"),
+    ("ledger_amount", "Ledger amount", "amount_fine"),
+    ("contract_diff_amount", "Gateway − contract", "amount_fine"),
+    ("books_diff_amount", "Gateway − books", "amount_fine"),
+    ("action", "Action", "wrap"),
+    ("explanation", "Explanation", "wrap"),
+    ("diff_amount", "At stake", "amount_fine"),
+    ("source", "Found by", "text"),
+    ("matched_on", "Matched on", "text"),
+    ("request_id", "Request id", "text"),
+    ("group", "Group", "text"),
+    ("log_quota", "Gateway quota", "int"),
+    ("ledger_quota", "Ledger quota", "int"),
+    ("expected_quota", "Contract quota", "int"),
+    ("contract_diff_quota", "Gateway − contract (quota)", "int"),
+    ("books_diff_quota", "Gateway − books (quota)", "int"),
+    ("diff_quota", "At stake (quota)", "int"),
+    ("currency", "Currency", "text"),
+]
+#: Columns printed (the rest stay on screen): one landscape page wide stays legible.
+PRINTED_COLUMNS = 13
+#: Left columns that stay in view while scrolling right: category and log id.
+FROZEN = "C2"
+_WIDTHS = {"action": 60.0, "explanation": 70.0, "created_at": 19.0, "severity": 9.0}
+
+
+def finding_layout() -> list[tuple[str, Column]]:
+    """(field, column) of the Discrepancies sheet: REVIEW_LAYOUT, then any other column."""
+    known = {f for f, _, _ in REVIEW_LAYOUT}
+    extra = [f for f in OUTPUT_COLUMNS if f not in known]
+    layout = [(f, Column(h, k, _WIDTHS.get(f))) for f, h, k in REVIEW_LAYOUT]
+    layout += [(f, Column(f.replace("_", " ").capitalize())) for f in extra]
+    return layout
 
 
 def finding_columns() -> list[Column]:
-    """The Discrepancies sheet's columns: exactly discrepancies.csv's, in the same order."""
-    return [Column(name, _KINDS.get(name, "text")) for name in [*FINDING_DTYPES, *MONEY_COLUMNS]]
+    return [c for _, c in finding_layout()]
 
 
 def finding_rows(findings: pd.DataFrame) -> Iterator[list[object]]:
     """Rows of plain Python values (None for NA), a chunk at a time."""
-    names = [c.header for c in finding_columns()]
+    names = [f for f, _ in finding_layout()]
     for start in range(0, len(findings), CHUNK_ROWS):
         chunk = findings.iloc[start : start + CHUNK_ROWS]
         cols = [py_values(chunk[n]) if n in chunk else [None] * len(chunk) for n in names]
         yield from (list(row) for row in zip(*cols, strict=True))
 
 
-def category_sheet_name(category: str) -> str:
-    bad = "[]:*?/\\"
-    return "".join("_" if ch in bad else ch for ch in category)[:31] or "category"
+def by_category_blocks(findings: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The findings grouped by category (in CATEGORIES order, money at stake first within
+    each, as finalize sorted them) and the sheet row where each category's block starts."""
+    if not len(findings):
+        return findings, {}
+    rank = {c: i for i, c in enumerate(CATEGORIES)}
+    cats = findings["category"].astype("string").fillna("")
+    key = cats.map(lambda c: (rank.get(c, len(rank)), c))
+    order = sorted(range(len(findings)), key=key.iloc.__getitem__)
+    grouped = findings.iloc[order].reset_index(drop=True)
+    starts: dict[str, int] = {}
+    for i, cat in enumerate(grouped["category"].astype("string").tolist()):
+        starts.setdefault(str(cat), xlsx.HEAD_ROWS + 1 + i)
+    return grouped, starts
 
 
-def _findings_sheet(book: Book, title: str, name: str, findings: pd.DataFrame) -> xlsx.Table:
-    ws = book.sheet(name)
-    columns = finding_columns()
-    ws.sheet_properties.tabColor = "C62828" if name == DISCREPANCIES else "F4B183"
-    return write_table(
+def _findings_sheet(book: Book, title: str, findings: pd.DataFrame) -> None:
+    """Every finding once: header and sheet settings through openpyxl, the rows spliced in as
+    XML when the workbook is saved (fastrows: the sheet is most of a large report's cost)."""
+    ws = book.sheet(DISCREPANCIES)
+    layout = finding_layout()
+    columns = [c for _, c in layout]
+    ws.sheet_properties.tabColor = "C62828"
+    total = len(findings)
+    shown = xlsx.rows_fit(total)
+    widths = table_sheets.column_widths(findings, [(c, f) for f, c in layout], minimum=8)
+    write_table(
         book,
         ws,
         title,
         columns,
-        finding_rows(findings),
-        len(findings),
-        widths=column_widths(findings, [(c, c.header) for c in columns], minimum=8),
+        iter(()),
+        0,
+        widths=widths,
         elsewhere=FULL_CSV,
+        freeze=FROZEN,
     )
-
-
-def _frame_rows(df: pd.DataFrame, cols: Sequence[str]) -> Iterator[list[object]]:
-    for start in range(0, len(df), CHUNK_ROWS):
-        chunk = df.iloc[start : start + CHUNK_ROWS]
-        lists = [py_values(chunk[c]) if c in chunk else [None] * len(chunk) for c in cols]
-        yield from ([xlsx.plain(v) for v in row] for row in zip(*lists, strict=True))
-
-
-def column_widths(
-    df: pd.DataFrame, spec: Sequence[tuple[Column, str]], minimum: float = 10
-) -> list[float]:
-    """Widths that fit each column's header and its longest value (measured, vectorised)."""
-    out = []
-    for col, key in spec:
-        if col.width is not None:
-            out.append(col.width)
-            continue
-        longest = 0
-        if col.kind == "datetime":
-            longest = 19
-        elif col.kind == "amount":
-            longest = 12
-        elif key in df and len(df):
-            if col.kind in ("int", "id"):
-                biggest = pd.to_numeric(df[key], errors="coerce").abs().max()
-                digits = len(str(int(biggest))) if pd.notna(biggest) else 1
-                longest = digits + (digits - 1) // 3 * (col.kind == "int")
-            else:
-                lengths = df[key].astype("string").str.len()
-                longest = int(lengths.max()) if lengths.notna().any() else 0
-        out.append(fit_width(col.header, longest, minimum))
-    return out
-
-
-def _money_cols(df: pd.DataFrame, money: Money, cols: Sequence[str]) -> pd.DataFrame:
-    """Add `<col>_amount` (exact Decimal, object dtype) for each integer quota column."""
-    df = df.copy()
-    for col in cols:
-        if col in df:
-            amounts = [None if q is None else money(int(cast(int, q))) for q in py_values(df[col])]
-            df[f"{col}_amount"] = pd.Series(amounts, index=df.index, dtype=object)
-    return df
-
-
-def _simple_table(
-    book: Book,
-    name: str,
-    title: str,
-    df: pd.DataFrame,
-    spec: Sequence[tuple[Column, str]],
-    elsewhere: str = "",
-    grid: bool = True,
-) -> tuple[Any, xlsx.Table]:
-    """A sheet holding one table of `df`'s columns named in `spec`; returns sheet and table."""
-    ws = book.sheet(name)
-    table = write_table(
-        book,
-        ws,
-        title,
-        [c for c, _ in spec],
-        _frame_rows(df, [k for _, k in spec]),
-        len(df),
-        widths=column_widths(df, spec),
-        elsewhere=elsewhere,
-        grid=grid,
+    last = xlsx.HEAD_ROWS + shown
+    ws.auto_filter.ref = f"A{xlsx.HEAD_ROWS}:{get_column_letter(len(columns))}{last}"
+    ws.print_area = f"A1:{get_column_letter(PRINTED_COLUMNS)}{last}"
+    rows = fastrows.xml_rows(
+        book, ws, columns, finding_rows(findings), xlsx.HEAD_ROWS + 1, shown, widths
     )
-    return ws, table
-
-
-def _by_model_sheet(book: Book, result: RunResult, money: Money) -> None:
-    df = _money_cols(by_model(result), money, ["charged", "expected", "ledger"])
-    cur = money.currency
-    book_cols: list[tuple[Column, str]] = []
-    if result.ledger is not None or result.invoice is not None:
-        book_cols = [
-            (Column("Ledger rows", "int"), "ledger_rows"),
-            (Column("Ledger quota", "int"), "ledger"),
-            (Column("Ledger − charged", "int"), "book_diff"),
-        ]
-    spec = [
-        (Column("Model"), "model_name"),
-        (Column("Rule(s)"), "rule"),
-        (Column("Consume logs", "int"), "logs"),
-        (Column("Prompt tokens", "int"), "prompt_tokens"),
-        (Column("Completion tokens", "int"), "completion_tokens"),
-        (Column("Charged quota", "int"), "charged"),
-        (Column("Re-priced logs", "int"), "repriced"),
-        (Column("Charged, re-priced logs", "int"), "charged_repriced"),
-        (Column("Expected quota", "int"), "expected"),
-        (Column("Charged − expected", "int"), "diff"),
-        (Column("Pricing mismatches", "int"), "mismatch"),
-        (Column("Unpriced or not re-priceable", "int"), "unchecked"),
-        *book_cols,
-        (Column(f"Charged ({cur})", "amount"), "charged_amount"),
-        (Column(f"Expected ({cur})", "amount"), "expected_amount"),
-    ]
-    if book_cols:
-        spec.append((Column(f"Ledger ({cur})", "amount"), "ledger_amount"))
-    _simple_table(
-        book,
-        "By model",
-        "Consume logs by model. Expected covers the re-priced logs only; compare it with "
-        "'Charged, re-priced logs'.",
-        df,
-        spec,
-    )
-
-
-#: The spend columns By day and By token share: what was charged, expected, refunded, topped up.
-_SPEND_COLUMNS: list[tuple[Column, str]] = [
-    (Column("Consume logs", "int"), "logs"),
-    (Column("Charged quota", "int"), "charged"),
-    (Column("Charged, re-priced logs", "int"), "charged_repriced"),
-    (Column("Expected quota", "int"), "expected"),
-    (Column("Charged − expected", "int"), "diff"),
-    (Column("Refund quota", "int"), "refund"),
-    (Column("Topup quota", "int"), "topup"),
-]
-
-
-def _by_day_sheet(book: Book, result: RunResult, money: Money) -> None:
-    df, has_book, undated = by_day(result)
-    df = _money_cols(df, money, ["charged", "expected", "ledger"])
-    df["day"] = [date.fromisoformat(d) for d in df["day"]]
-    cur = money.currency
-    spec: list[tuple[Column, str]] = [
-        (Column("Day", "date", width=16), "day"),
-        *_SPEND_COLUMNS,
-    ]
-    if has_book:
-        spec += [
-            (Column("Ledger quota", "int"), "ledger"),
-            (Column("Ledger − charged", "int"), "book_diff"),
-        ]
-    spec += [
-        (Column(f"Charged ({cur})", "amount"), "charged_amount"),
-        (Column(f"Expected ({cur})", "amount"), "expected_amount"),
-    ]
-    if has_book:
-        spec.append((Column(f"Ledger ({cur})", "amount"), "ledger_amount"))
-    title = f"Per day in {result.period.timezone}. Expected covers the re-priced logs only."
-    if undated:
-        title += f" {undated:,} ledger rows have no date and are not in this table."
-    # no grid: the chart sits below the table
-    ws, table = _simple_table(book, "By day", title, df, spec, grid=False)
-    if table.shown:
-        amount_cols = [i for i, (c, _) in enumerate(spec, 1) if c.kind == "amount"]
-        _add_day_chart(ws, table, amount_cols, money.currency)
-
-
-def _add_day_chart(ws: Any, table: xlsx.Table, series_cols: Sequence[int], cur: str) -> None:
-    chart = LineChart()
-    chart.title = f"Charged vs expected vs ledger per day ({cur})"
-    chart.y_axis.title = cur
-    chart.x_axis.number_format = "mm-dd"
-    chart.x_axis.txPr = RichText(  # labels at 45°, so a month of days stays legible
-        bodyPr=RichTextProperties(rot=-2_700_000, vert="horz"),
-        p=[Paragraph(pPr=ParagraphProperties(defRPr=CharacterProperties(sz=800)))],
-    )
-    chart.x_axis.delete = False
-    chart.y_axis.delete = False
-    chart.height = 9
-    chart.width = 26
-    header = table.first_row - 1
-    for col in series_cols:
-        ref = Reference(ws, min_col=col, min_row=header, max_row=table.last_row)
-        chart.add_data(ref, titles_from_data=True)
-    chart.set_categories(Reference(ws, min_col=1, min_row=table.first_row, max_row=table.last_row))
-    colours = ["1F4E78", "ED7D31", "2E7D32"]
-    for s, colour in zip(chart.series, colours, strict=False):
-        s.graphicalProperties.line.solidFill = colour
-        s.graphicalProperties.line.width = 22000
-        s.smooth = False
-    ws.add_chart(chart, f"A{table.last_row + 3}")
-
-
-def _by_token_sheet(book: Book, result: RunResult, money: Money) -> None:
-    df = _money_cols(by_token(result), money, ["net", "ledger"])
-    cur = money.currency
-    has_book = result.ledger is not None or result.invoice is not None
-    spec: list[tuple[Column, str]] = [
-        (Column("Token"), "token_name"),
-        (Column("API key refs"), "keys"),
-        *_SPEND_COLUMNS,
-        (Column("Net spend quota", "int"), "net"),
-    ]
-    if has_book:
-        spec.append((Column("Ledger quota", "int"), "ledger"))
-    spec += [
-        (Column("Findings", "int"), "findings"),
-        (Column(f"Net spend ({cur})", "amount"), "net_amount"),
-    ]
-    if has_book:
-        spec.append((Column(f"Ledger ({cur})", "amount"), "ledger_amount"))
-    _simple_table(
-        book,
-        "By token",
-        "By token (API keys by reference only). Net spend = consume − refund.",
-        df,
-        spec,
-    )
-
-
-def _refunds_sheet(book: Book, result: RunResult, money: Money) -> None:
-    df = _money_cols(refunds_topups(result), money, ["quota"])
-    df["time"] = [
-        pd.Timestamp(int(t), unit="s", tz="UTC").tz_convert(result.period.tz).isoformat()
-        for t in df["created_at"]
-    ]
-    cur = money.currency
-    spec: list[tuple[Column, str]] = [
-        (Column("Log id", "id"), "id"),
-        (Column("Time", "datetime", width=20), "time"),
-        (Column("Type"), "type_name"),
-        (Column("API key ref"), "key_ref"),
-        (Column("Token"), "token_name"),
-        (Column("Model"), "model_name"),
-        (Column("Quota", "int"), "quota"),
-        (Column(f"Amount ({cur})", "amount"), "quota_amount"),
-    ]
-    if result.ledger is not None:
-        spec.append((Column("Ledger quota", "int"), "ledger"))
-    spec.append((Column("Content", width=50), "content"))
-    _simple_table(
-        book,
-        "Refunds & topups",
-        f"Refund and topup logs in time order ({result.period.timezone}). Refunds reduce "
-        "spend; topups are credit bought.",
-        df,
-        spec,
-        elsewhere="Every log is in the run's snapshot.",
-    )
-
-
-def _unreadable_sheet(book: Book, result: RunResult) -> None:
-    df = unreadable_rows(result)
-    spec: list[tuple[Column, str]] = [
-        (Column("Source"), "source"),
-        (Column("File"), "file"),
-        (Column("Line", "id", width=8), "line"),
-        (Column("Field"), "field"),
-        (Column("Reason", width=40), "reason"),
-        (Column("Raw row", width=60), "raw"),
-    ]
-    title = (
-        "Ledger or invoice rows that could not be read (line numbers count the header as 1)."
-        if len(df)
-        else "Every ledger and invoice row was read."
-    )
-    if result.ledger is None and result.invoice is None:
-        title = "No ledger or invoice was given."
-    _simple_table(
-        book,
-        "Unreadable rows",
-        title,
-        df,
-        spec,
-        elsewhere="Every unreadable row is also in discrepancies.csv (unreadable_row).",
-    )
+    if shown < total:
+        note = (
+            f"Showing the first {shown:,} of {total:,} rows: a sheet holds at most "
+            f"{xlsx.SHEET_ROW_LIMIT:,} rows. {FULL_CSV}"
+        )
+        book.notes.append(f"Sheet '{ws.title}' is capped: {note}")
+        alert = fastrows.style_attr(book, ws, "alert")
+        rows = itertools.chain(rows, [fastrows.note_row(last + 1, note, alert)])
+    book.splices[ws.title] = rows
 
 
 def write_workbook(result: RunResult, path: Path) -> None:
     """Write the review workbook for a computed run to `path` (bytes depend only on inputs)."""
     money = money_of(result)
-    book = Book(result.fetch.fetched_at, title=f"Reconciliation {result.period.label}")
+    book = Book(
+        result.fetch.fetched_at,
+        title=f"Reconciliation {result.period.label}",
+        currency=money.currency,
+    )
     summary_ws = book.sheet("Summary")  # first tab; filled last, once caps are known
-    findings = result.findings
+    grouped, starts = by_category_blocks(result.findings)
     cur = money.currency
     tz = result.period.timezone
     _findings_sheet(
         book,
-        f"All {len(findings):,} findings, largest money at stake first. Times in {tz}; "
-        f"amounts in {cur}. Filter with the arrows in the header row.",
-        DISCREPANCIES,
-        findings,
+        f"All {len(grouped):,} findings, by category, largest money at stake first. "
+        f"Times in {tz}; amounts in {cur}.",
+        grouped,
     )
-    category_sheets: dict[str, str] = {}
-    present = [str(c) for c in pd.unique(findings["category"].dropna())] if len(findings) else []
-    ordered = [c for c in CATEGORIES if c in present] + sorted(set(present) - set(CATEGORIES))
-    for cat in ordered:
-        rows = findings[findings["category"] == cat]
-        name = category_sheet_name(cat)
-        category_sheets[cat] = name
-        _findings_sheet(
-            book,
-            f"{cat}: {len(rows):,} finding{'s' * (len(rows) != 1)}, largest money at stake "
-            f"first. Times in {tz}; "
-            f"amounts in {cur}.",
-            name,
-            rows,
-        )
-    _by_model_sheet(book, result, money)
-    _by_day_sheet(book, result, money)
-    _by_token_sheet(book, result, money)
-    _refunds_sheet(book, result, money)
+    table_sheets.by_model_sheet(book, result, money)
+    table_sheets.by_day_sheet(book, result, money)
+    table_sheets.by_token_sheet(book, result, money)
+    table_sheets.refunds_sheet(book, result, money)
     write_rules_sheet(book, result)
-    _unreadable_sheet(book, result)
-    write_summary_sheet(book, summary_ws, result, money, category_sheets, DISCREPANCIES)
+    table_sheets.unreadable_sheet(book, result)
+    links = {cat: f"A{row}" for cat, row in starts.items()}
+    write_summary_sheet(book, summary_ws, result, money, links, DISCREPANCIES)
     book.save(path)

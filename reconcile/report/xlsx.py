@@ -8,10 +8,7 @@ timestamps and fixed zip entry dates (zipfile stamps entries with the current ti
 
 from __future__ import annotations
 
-import os
-import shutil
-import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -28,20 +25,33 @@ from openpyxl.worksheet.hyperlink import Hyperlink
 from openpyxl.writer.excel import ExcelWriter
 
 from reconcile.report.safe import cell_text
+from reconcile.report.stamped_zip import StampedZip
 
 _NA: Final = pd.NA
 
 #: Excel's rows per sheet. A module constant so tests can lower it; read at write time.
 SHEET_ROW_LIMIT: int = 1_048_576
-#: Rows above a table's data: a title/note row and the header row.
-HEAD_ROWS: Final = 2
+#: Rows above a table's data: the header row only, so `pandas.read_excel(path, sheet)` reads
+#: every table as it is; a table's caption is printed in the page header and listed on the
+#: Summary sheet instead of sitting above the header.
+HEAD_ROWS: Final = 1
 MAX_WIDTH: Final = 60.0
 
-# Negative numbers (differences) in red, so a reviewer's eye goes to them.
-AMOUNT_FORMAT: Final = "#,##0.00####;[Red]-#,##0.00####"
+# Negative numbers (differences) in red, so a reviewer's eye goes to them. Money shows two
+# decimals (four on single findings, whose differences are often fractions of a cent) and
+# the currency; the cell holds the exact value, which the formula bar shows.
+AMOUNT_FORMAT: Final = "#,##0.00;[Red]-#,##0.00"
 INT_FORMAT: Final = "#,##0;[Red]-#,##0"
 DATETIME_FORMAT: Final = "yyyy-mm-dd hh:mm:ss"
-DATE_FORMAT: Final = "yyyy-mm-dd ddd"
+DATE_FORMAT: Final = "yyyy-mm-dd"
+
+
+def money_format(currency: str, places: int = 2) -> str:
+    """`#,##0.00 "USD"` with negatives in red: the amount's currency beside every figure."""
+    frac = "." + "0" * places if places else ""
+    unit = f' "{currency}"' if currency.isalpha() else ""
+    return f"#,##0{frac}{unit};[Red]-#,##0{frac}{unit}"
+
 
 _THIN = Side(style="thin", color="A6A6A6")
 FONT_NAME: Final = "Calibri"
@@ -71,7 +81,19 @@ STYLES: Final[dict[str, dict[str, Any]]] = {
     "int": {"number_format": INT_FORMAT},
     "int_bold": {"number_format": INT_FORMAT, "font": _font(bold=True)},
     "amount": {"number_format": AMOUNT_FORMAT},
+    "amount_fine": {"number_format": AMOUNT_FORMAT},
     "amount_bold": {"number_format": AMOUNT_FORMAT, "font": _font(bold=True)},
+    "total_label": {"font": _font(bold=True), "border": Border(top=_THIN)},
+    "total_int": {
+        "number_format": INT_FORMAT,
+        "font": _font(bold=True),
+        "border": Border(top=_THIN),
+    },
+    "total_amount": {
+        "number_format": AMOUNT_FORMAT,
+        "font": _font(bold=True),
+        "border": Border(top=_THIN),
+    },
     "datetime": {"number_format": DATETIME_FORMAT},
     "date": {"number_format": DATE_FORMAT},
     "link": {"font": _font(color="0563C1", underline="single")},
@@ -85,6 +107,11 @@ STYLES: Final[dict[str, dict[str, Any]]] = {
     "fail": {
         "font": _font(bold=True, size=16, color="FFFFFF"),
         "fill": PatternFill("solid", fgColor="C62828"),
+        "alignment": Alignment(horizontal="center", vertical="center"),
+    },
+    "neutral": {
+        "font": _font(bold=True, size=16, color="FFFFFF"),
+        "fill": PatternFill("solid", fgColor="7F7F7F"),
         "alignment": Alignment(horizontal="center", vertical="center"),
     },
     # Severity, in Excel's own "Bad" / "Neutral" / note colours.
@@ -102,7 +129,7 @@ class Column:
     """One column of a table sheet. `kind` picks the cell style and the value conversion."""
 
     header: str
-    kind: str = "text"  # text | wrap | int | id | amount | datetime | date | number | severity
+    kind: str = "text"  # text|wrap|int|id|amount|amount_fine|datetime|date|number|severity
     width: float | None = None  # None: fit the header and the data
 
     @property
@@ -113,6 +140,7 @@ class Column:
 _KIND_STYLE: Final[dict[str, str]] = {
     "int": "int",
     "amount": "amount",
+    "amount_fine": "amount_fine",
     "datetime": "datetime",
     "date": "date",
     "wrap": "wrap",
@@ -130,8 +158,11 @@ def local_datetime(text: str) -> datetime | str:
 class Book:
     """A write-only workbook whose cells are safe and whose saved bytes are reproducible."""
 
-    def __init__(self, fixed_time: datetime, title: str = "") -> None:
+    def __init__(self, fixed_time: datetime, title: str = "", currency: str = "") -> None:
         self.wb = Workbook(write_only=True)
+        self.currency = currency
+        #: Each table sheet's caption, in sheet order, for the Summary's list of sheets.
+        self.captions: dict[str, str] = {}
         stamp = fixed_time.astimezone(UTC).replace(tzinfo=None, microsecond=0)
         self.stamp = max(stamp, datetime(1980, 1, 1))
         props = self.wb.properties
@@ -140,6 +171,8 @@ class Book:
         props.title = title
         self._styles: dict[str, StyleArray] = {}
         self.notes: list[str] = []  # capped sheets, for the Summary's warnings
+        #: Sheet title -> `<row>` XML to splice into that sheet's data when saving (fastrows).
+        self.splices: dict[str, Iterator[str]] = {}
 
     def sheet(self, title: str) -> Any:
         return self.wb.create_sheet(title)
@@ -150,6 +183,9 @@ class Book:
             proto = Cell(ws, row=1, column=1)
             for attr, value in STYLES[name].items():
                 setattr(proto, attr, value)
+            if name.startswith(("amount", "total_amount")):
+                places = 4 if name == "amount_fine" else 2
+                proto.number_format = money_format(self.currency, places)
             array = self._styles[name] = proto._style
         return array
 
@@ -180,53 +216,18 @@ class Book:
         """Save with fixed document and zip entry dates, so equal inputs give equal bytes."""
         props = self.wb.properties
         props.created = props.modified = self.stamp
-        with _StampedZip(Path(path), self.stamp) as archive:
+        # openpyxl names a sheet's part by its position: xl/worksheets/sheet<N>.xml
+        splices = {
+            f"xl/worksheets/sheet{i}.xml": self.splices[ws.title]
+            for i, ws in enumerate(self.wb.worksheets, 1)
+            if ws.title in self.splices
+        }
+        with StampedZip(Path(path), self.stamp, splices) as archive:
             ExcelWriter(self.wb, archive).save()
 
 
 def quote_sheet(name: str) -> str:
     return "'" + name.replace("'", "''") + "'"
-
-
-class _StampedZip(zipfile.ZipFile):
-    """A ZipFile that stamps every entry with one fixed date and fixed permissions."""
-
-    def __init__(self, path: Path, stamp: datetime) -> None:
-        super().__init__(path, "w", zipfile.ZIP_DEFLATED, allowZip64=True)
-        self._date_time = (stamp.year, stamp.month, stamp.day, stamp.hour, stamp.minute, 0)
-
-    def _info(self, name: str) -> zipfile.ZipInfo:
-        info = zipfile.ZipInfo(name, date_time=self._date_time)
-        info.compress_type = zipfile.ZIP_DEFLATED
-        info.external_attr = 0o644 << 16
-        return info
-
-    def writestr(  # type: ignore[override]
-        self,
-        zinfo_or_arcname: str | zipfile.ZipInfo,
-        data: str | bytes,
-        compress_type: int | None = None,
-        compresslevel: int | None = None,
-    ) -> None:
-        info = zinfo_or_arcname
-        if not isinstance(info, zipfile.ZipInfo):
-            info = self._info(info)
-        super().writestr(info, data)
-
-    def write(  # type: ignore[override]
-        self,
-        filename: str | os.PathLike[str],
-        arcname: str | None = None,
-        compress_type: int | None = None,
-        compresslevel: int | None = None,
-    ) -> None:
-        name = arcname if arcname is not None else os.fspath(filename)
-        size = os.path.getsize(filename)
-        with (
-            open(filename, "rb") as src,
-            self.open(self._info(name), "w", force_zip64=size > zipfile.ZIP64_LIMIT) as dst,
-        ):
-            shutil.copyfileobj(src, dst, 1 << 20)
 
 
 # ---------------------------------------------------------------- tables
@@ -243,13 +244,22 @@ def text_width(values: Iterable[object]) -> int:
     return max((len(str(v)) for v in values if v is not None and v is not _NA), default=0)
 
 
-def print_setup(ws: Any, grid: bool = True) -> None:
-    """Print a sheet landscape, one page wide (as many pages tall as it needs)."""
+def print_setup(ws: Any, grid: bool = True, caption: str = "") -> None:
+    """Print a sheet landscape on A4, one page wide (as many pages tall as it needs), with
+    the sheet's name and caption in the page header and page numbers in the footer."""
     ws.page_setup.orientation = "landscape"
+    ws.page_setup.paperSize = 9  # A4
     ws.page_setup.fitToWidth = 1
     ws.page_setup.fitToHeight = 0
     ws.sheet_properties.pageSetUpPr.fitToPage = True
     ws.print_options.gridLines = grid
+    ws.page_margins.left = ws.page_margins.right = 0.4
+    ws.page_margins.top = ws.page_margins.bottom = 0.6
+    ws.oddHeader.left.text = "&A"
+    if caption:
+        ws.oddHeader.center.text = caption.replace("&", "&&")[:200]
+        ws.oddHeader.center.size = 8
+    ws.oddFooter.right.text = "Page &P of &N"
 
 
 def set_widths(ws: Any, widths: Sequence[float]) -> None:
@@ -288,17 +298,24 @@ def write_table(
     widths: Sequence[float],
     elsewhere: str,
     grid: bool = True,
+    freeze: str = "A2",
+    totals: Sequence[object] | None = None,
 ) -> Table:
-    """Stream a titled table: frozen header, autofilter, capped at the sheet row limit.
+    """Stream a table whose header is row 1: frozen header (and `freeze`'s columns),
+    autofilter, a bold totals row under the data if given, capped at the sheet row limit.
 
-    `elsewhere` says where the rows a capped sheet leaves out can be found. The title row
-    carries the cap note, so it is visible without scrolling a million rows.
+    `title` is the table's caption: printed in the page header and listed on the Summary.
+    `elsewhere` says where the rows a capped sheet leaves out can be found; the cap note
+    goes into the Summary's warnings and under the last row.
     """
-    shown = rows_fit(total)
+    shown = rows_fit(total if totals is None else total + 1)
+    shown = min(shown, total)
     set_widths(ws, widths)
-    print_setup(ws, grid=grid)
-    ws.freeze_panes = f"A{HEAD_ROWS + 1}"
+    print_setup(ws, grid=grid, caption=title)
+    ws.freeze_panes = freeze
+    ws.print_title_rows = "1:1"
     ws.row_dimensions[HEAD_ROWS].height = 32
+    book.captions[ws.title] = title
     note = ""
     if shown < total:
         note = (
@@ -306,10 +323,6 @@ def write_table(
             f"{SHEET_ROW_LIMIT:,} rows. {elsewhere}"
         )
         book.notes.append(f"Sheet '{ws.title}' is capped: {note}")
-    if note:
-        ws.append([book.cell(ws, f"{title}  ⚠ {note}", "alert")])
-    else:
-        ws.append([book.cell(ws, title, "title")])
     ws.append([book.cell(ws, c.header, "header") for c in columns])
     styles = [c.style for c in columns]
     kinds = [c.kind for c in columns]
@@ -329,10 +342,20 @@ def write_table(
         ws.append(cells)
         written += 1
     last = HEAD_ROWS + written
+    if totals is not None:
+        ws.append(
+            [
+                book.cell(ws, v, _TOTAL_STYLE.get(c.kind, "total_label"))
+                for v, c in zip(totals, columns, strict=False)
+            ]
+        )
     if note:
         ws.append([book.cell(ws, note, "alert")])
     ws.auto_filter.ref = f"A{HEAD_ROWS}:{get_column_letter(len(columns))}{last}"
     return Table(HEAD_ROWS + 1, last, written, total)
+
+
+_TOTAL_STYLE: Final = {"int": "total_int", "amount": "total_amount", "amount_fine": "total_amount"}
 
 
 def py_values(series: pd.Series) -> list[object]:

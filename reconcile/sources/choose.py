@@ -17,14 +17,8 @@ from reconcile.sources.base import LogSource
 def choose_source(settings: Settings) -> LogSource:
     forced = settings.source
     if forced == "database" or (forced is None and settings.log_dsn is not None):
-        try:
-            from reconcile.sources.database import (  # type: ignore[import-not-found,unused-ignore]
-                DatabaseSource,
-            )
-        except ImportError:
-            raise InputError(
-                "this installation cannot read a log database", field="RECONCILE_LOG_DSN"
-            ) from None
+        from reconcile.sources.database import DatabaseSource
+
         source: LogSource = DatabaseSource(settings)
         return source
     if forced == "self" or (forced is None and not settings.keys() and settings.access()):

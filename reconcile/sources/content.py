@@ -76,10 +76,10 @@ class ContentRead(ScopeRead):
             return
         fill = max(1, int(size * CONTENT_FILL))
         ranges = eng.split(start, end, max(2, math.ceil(max(page.total, n) / fill)))
-        firsts = await eng.gather(self.get(a, b, 1) for a, b in ranges)
+        firsts = await eng.run_all(self.get(a, b, 1) for a, b in ranges)
         eng.check_shrinks(page.total, [p.total for p in firsts], self.where(start, end))
         self.job.tally.bump(windows_total=len(ranges) - 1)
-        await eng.gather(self.window(a, b, p, 1) for (a, b), p in zip(ranges, firsts, strict=True))
+        await eng.run_all(self.window(a, b, p, 1) for (a, b), p in zip(ranges, firsts, strict=True))
 
     async def second(self, at: int, first: eng.Page) -> None:
         """One second holding more logs than a page: two full reads that must agree."""
@@ -110,7 +110,7 @@ class ContentRead(ScopeRead):
         if first is None:
             first = await self.get(at, at, 1)
         count = eng.pages_needed(first.total, first.page_size) + 1  # the page after the last
-        pages = [first, *await eng.gather(self.get(at, at, p) for p in range(2, count + 1))]
+        pages = [first, *await eng.run_all(self.get(at, at, p) for p in range(2, count + 1))]
         while pages[-1].items:
             pages.append(await self.get(at, at, len(pages) + 1))
         rows = [row for page in pages for row in self.inside(page, at, at, count=False)]

@@ -35,6 +35,7 @@ import httpx
 from reconcile.core.period import Period
 from reconcile.core.redact import RedactingFilter, Redactor
 from reconcile.core.results import FetchResult, WindowRecord
+from reconcile.core.urls import origin
 from reconcile.errors import GatewayError, IncompatibleGateway, InputError, ReconcileError
 from reconcile.sources.http import Credential
 from reconcile.sources.items import row_keys
@@ -105,19 +106,17 @@ def endpoint(base_url: str | None, path: str) -> tuple[httpx.URL, str]:
         raise InputError("no gateway URL: set RECONCILE_BASE_URL", field=name)
     try:
         parts = urlsplit(base_url.strip())
-        port = parts.port
+        base = origin(base_url.strip())
     except ValueError:
         raise InputError(
             "the gateway URL cannot be read (a bracket or port is malformed)", field=name
         ) from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.scheme not in ("http", "https") or not base:
         raise InputError("the gateway URL must start with http:// or https://", field=name)
     if parts.query or parts.fragment:
         raise InputError("the gateway URL must not have a query string", field=name)
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    origin = f"{parts.scheme}://{host}" + (f":{port}" if port else "")
     try:
-        return httpx.URL(origin + parts.path.rstrip("/") + path), origin
+        return httpx.URL(base + parts.path.rstrip("/") + path), base
     except (httpx.InvalidURL, ValueError):
         raise InputError("the gateway URL is not a valid URL", field=name) from None
 
@@ -203,7 +202,7 @@ def detect_scheme(page: Page, offset: int, trust_small: bool) -> str:
     return "stable"
 
 
-async def gather(aws: Iterable[Awaitable[T]]) -> list[T]:
+async def run_all(aws: Iterable[Awaitable[T]]) -> list[T]:
     """Run concurrently; the first failure cancels the rest (no retry storm after a bad key)."""
     try:
         async with asyncio.TaskGroup() as tg:

@@ -180,7 +180,7 @@ class PagedRun:
         async with new_http(self.settings, self.url.scheme == "https") as http:
             self.client = Client(http, self.settings, self.redact, self.tally)
             try:
-                readers = await eng.gather(self._scope(s) for s in self.scopes)
+                readers = await eng.run_all(self._scope(s) for s in self.scopes)
             except BaseExceptionGroup as group:
                 raise eng.first_error(group) from None
             if self.api.stat_path:

@@ -25,7 +25,6 @@ import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
@@ -35,6 +34,7 @@ import pyarrow.parquet as pq
 from reconcile.core.period import Period
 from reconcile.core.results import FetchResult, WindowRecord
 from reconcile.core.schema import LOG_COLUMNS, LOG_DTYPES, TYPE_CODES, TYPE_NAMES
+from reconcile.core.urls import origin
 from reconcile.errors import InputError
 from reconcile.sources.items import row_keys
 
@@ -78,6 +78,8 @@ def _canonical_logs(logs: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ValueError(f"the logs table lacks columns {missing}")
     df = logs[LOG_COLUMNS].astype(LOG_DTYPES)
+    if "gateway_id" in logs.columns:  # later stages renumbered ids (core.identity): store the shown
+        df["id"] = logs["gateway_id"].to_numpy(dtype="int64")
     df["row_key"] = logs["row_key"].astype("string") if "row_key" in logs else row_keys(df)
     return df.sort_values(_SORT, kind="mergesort").reset_index(drop=True)
 
@@ -170,18 +172,11 @@ def _content_hash(body: dict[str, Any]) -> str:
 
 
 def _origin(url: str) -> str:
-    """scheme://host[:port] only: never a path, query or user info (which may hold secrets)."""
-    if not url:
-        return ""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
+    """The gateway's origin for the manifest ("" when the URL is unreadable)."""
     try:
-        port = f":{parts.port}" if parts.port else ""
+        return origin(url)
     except ValueError:
-        port = ""
-    return f"{parts.scheme}://{host}{port}" if parts.scheme and host else ""
+        return ""
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -76,10 +76,10 @@ class StableRead(ScopeRead):
 
     async def split_window(self, start: int, end: int, total: int, parts: int) -> None:
         ranges = eng.split(start, end, max(2, parts))
-        firsts = await eng.gather(self.get(a, b, 1) for a, b in ranges)
+        firsts = await eng.run_all(self.get(a, b, 1) for a, b in ranges)
         eng.check_shrinks(total, [p.total for p in firsts], self.where(start, end))
         self.job.tally.bump(windows_total=len(ranges))
-        await eng.gather(
+        await eng.run_all(
             self.window(a, b, page) for (a, b), page in zip(ranges, firsts, strict=True)
         )
 
@@ -100,7 +100,7 @@ class StableRead(ScopeRead):
         self.ingest(w, first, 1, count=True)
         size = first.page_size
         pages = eng.pages_needed(first.total, size)
-        rest = await eng.gather(self.get(start, end, p) for p in range(2, pages + 1))
+        rest = await eng.run_all(self.get(start, end, p) for p in range(2, pages + 1))
         totals = {first.total}
         last = rest[-1] if rest else first
         for p, page in enumerate(rest, start=2):
@@ -181,10 +181,10 @@ class StableRead(ScopeRead):
             self.replace(w, start, end, pages)
             return not believable
         mid = (start + end) // 2
-        left, right = await eng.gather([self.get(start, mid, 1), self.get(mid + 1, end, 1)])
+        left, right = await eng.run_all([self.get(start, mid, 1), self.get(mid + 1, end, 1)])
         w.pages += 2
         eng.check_shrinks(page.total, [left.total, right.total], self.where(start, end))
-        parts = await eng.gather(
+        parts = await eng.run_all(
             [
                 self.settle(w, start, mid, left, trust, steady),
                 self.settle(w, mid + 1, end, right, trust, steady),

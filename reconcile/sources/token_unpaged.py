@@ -63,7 +63,7 @@ def fetch_unpaged(
     async def read() -> list[tuple[eng.Scope, list[dict[str, Any]]]]:
         async with new_http(settings, url.scheme == "https") as http:
             client = Client(http, settings, redact, tally)
-            lists = await eng.gather(
+            lists = await eng.run_all(
                 client.get(url, params, s.cred, f"{s.label}, /api/log/token") for s in scopes
             )
         return list(zip(scopes, lists, strict=True))

@@ -11,7 +11,7 @@ from match_helpers import INVOICES, fixture_logs, fixture_rules, make_logs, peri
 
 from reconcile.books.invoice import load_invoice
 from reconcile.core.schema import FINDING_DTYPES
-from reconcile.match.ledger import match_invoice
+from reconcile.match.invoice import match_invoice
 from reconcile.pricing.rules import Rules
 
 RULES = Rules(currency={"CNY": Decimal("7.2")})

@@ -13,8 +13,9 @@ from match_helpers import make_logs, period, ts, write
 from reconcile.books.ledger import load_ledger
 from reconcile.core.findings import by_category, finalize
 from reconcile.core.results import Ledger
-from reconcile.core.schema import FINDING_DTYPES
-from reconcile.match.ledger import allowance, match_ledger
+from reconcile.core.schema import FINDING_DTYPES, TRAILING_DTYPES
+from reconcile.core.tolerance import allowance
+from reconcile.match.ledger import match_ledger
 from reconcile.pricing.rules import Rules, Tolerance
 
 RULES = Rules(currency={"CNY": Decimal("7.2")})
@@ -26,7 +27,7 @@ def ledger_of(tmp_path: Path, text: str, rules: Rules = RULES) -> Ledger:
 
 def match(logs: pd.DataFrame, ledger: Ledger, rules: Rules = RULES) -> pd.DataFrame:
     found = match_ledger(logs, ledger, period(), rules)
-    assert dict(found.dtypes.astype(str)) == FINDING_DTYPES
+    assert dict(found.dtypes.astype(str)) == {**FINDING_DTYPES, **TRAILING_DTYPES}
     return found
 
 
@@ -151,9 +152,9 @@ def test_allowance_is_exact() -> None:
     a = np.array([1000, 10**15], dtype=np.int64)
     b = np.array([999, 10**15 - 7], dtype=np.int64)
     tol = Tolerance(quota=1, relative=Decimal("0.0000000000000007"))
-    assert allowance(a, b, np.zeros(2, np.int64), tol).tolist() == [1, 1]
+    assert allowance(a, b, tol, slack=np.zeros(2, np.int64)).tolist() == [1, 1]
     tol = Tolerance(quota=0, relative=Decimal("0.000000000000007"))
-    assert allowance(a, b, np.array([3, 0], np.int64), tol).tolist() == [3, 7]
+    assert allowance(a, b, tol, slack=np.array([3, 0], np.int64)).tolist() == [3, 7]
 
 
 def test_currency_rounding_is_allowed_but_not_more(tmp_path: Path) -> None:
@@ -284,14 +285,16 @@ def test_request_id_matching_per_row(tmp_path: Path) -> None:
     assert "for request r-unknown" in unknown["explanation"]
 
 
-def test_request_ids_against_logs_without_them(tmp_path: Path) -> None:
-    logs = make_logs([{"id": 1, "quota": 5}])
-    ledger = ledger_of(tmp_path, "request_id,created_at,type,quota\nr1,2026-10-05,consume,5\n")
-    found = match(logs, ledger)
+def test_request_ids_against_logs_without_them_fall_back_to_content(tmp_path: Path) -> None:
+    logs = make_logs([{"id": 1, "quota": 5, "created_at": "2026-10-05 10:00:00"}])
+    text = "request_id,created_at,type,quota\nr1,2026-10-05 10:00:00,consume,5\n"
+    assert cats(match(logs, ledger_of(tmp_path, text))) == []
+    late = "request_id,created_at,type,quota\nr1,2026-10-05,consume,5\n"
+    found = match(logs, ledger_of(tmp_path, late))
     assert cats(found) == ["missing_in_ledger", "missing_in_logs"]
-    assert (
-        "an older server?" in found[found["category"] == "missing_in_logs"]["explanation"].iloc[0]
-    )
+    row = found[found["category"] == "missing_in_logs"].iloc[0]
+    assert row["matched_on"] == "tolerant"
+    assert "an older server?" in row["explanation"]
 
 
 def test_logs_claimed_by_unreadable_rows_are_not_missing(tmp_path: Path) -> None:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from conftest import ROOT
 from pricing_helpers import GPT4O, rules
 
 from reconcile.pricing.rules import load_rules
 from reconcile.pricing.rules_table import HEADERS, describe_rules
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def rows_by_match(text: str) -> dict[str, dict[str, str]]:
@@ -90,3 +87,17 @@ def test_table_lines_align_every_column() -> None:
     assert len(lines) == 1 + len(d.rows)
     start = lines[0].index("model_ratio")
     assert lines[1][start:].startswith("1.25")  # values sit under their header
+
+
+def test_billing_path_prices_are_restated_per_million_tokens_or_per_call() -> None:
+    d = describe_rules(load_rules(ROOT / "fixtures" / "pricing" / "rules.toml"))
+    assert "gpt-4o (line 17): cache read $1.25/1M, cache write $3.125/1M (1h: $5/1M)" in d.details
+    assert "gpt-4o (line 17): web_search $0.01 per call ($10 per 1,000)" in d.details
+    assert "gpt-4o-audio (line 50): audio input $40/1M, audio output $80/1M" in d.details
+    assert "dall-e-3 (line 40): image 1024x1792/hd $0.12 per image" in d.details
+    assert "sora-2 (line 45): task size multipliers: 720x1280 x1, 1024x1792 x1.666667" in d.details
+    assert (
+        "gemini-2.5-pro (line 63): tier for prompts up to 200,000 tokens: input $1.25/1M, "
+        "output $10/1M"
+    ) in d.details
+    assert "group pairs (user group using group): svip using default 0.9" in d.summary_lines()

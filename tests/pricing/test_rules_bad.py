@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from conftest import ROOT
 
 from reconcile.errors import InputError
 from reconcile.pricing.rules import load_rules
 
-BAD = Path(__file__).resolve().parents[1] / "fixtures" / "rules" / "bad"
+BAD = ROOT / "fixtures" / "rules" / "bad"
 
 #: file -> (line, field, a phrase the message must contain)
 EXPECTED: dict[str, tuple[int, str | None, str]] = {
@@ -38,6 +37,12 @@ EXPECTED: dict[str, tuple[int, str | None, str]] = {
     "zero-exchange-rate.toml": (2, "currency.CNY", "must be > 0"),
     "report-currency-without-rate.toml": (2, "report_currency", "no exchange rate"),
     "zero-quota-per-unit.toml": (1, "quota_per_unit", "must be > 0"),
+    "unknown-tool.toml": (4, "tool_prices.web_serch", "unknown tool 'web_serch'"),
+    "price-with-audio-ratio.toml": (4, "audio_ratio", "token (model_ratio) rules only"),
+    "ratio-with-image-prices.toml": (4, "image_prices", "per-call (model_price) rules only"),
+    "tier-without-bound.toml": (1, "tiers.max_prompt_tokens", "every tier but the last"),
+    "task-ratio-text.toml": (4, "task_ratios.size.1024x1792", "must be a number"),
+    "per-call-overflow-by-pair.toml": (6, "model_price", "beyond the 64-bit quota"),
     "model-as-table.toml": (1, "model", "[[model]]"),
     "ledger-column-not-text.toml": (3, "ledger.columns.Amount", "string"),
     "not-utf8.toml": (1, None, "not UTF-8"),

@@ -8,13 +8,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from conftest import ROOT
 from pricing_helpers import SHANGHAI, at, rules
 
 from reconcile.errors import InputError
 from reconcile.pricing.rules import Tolerance, glob_problem, load_rules, parse_rules
 from reconcile.pricing.stage import price_one
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_ratios_are_the_decimals_written_not_binary_floats() -> None:

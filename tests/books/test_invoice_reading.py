@@ -10,7 +10,7 @@ import pytest
 from match_helpers import INVOICES, fixture_rules, period, write
 
 from reconcile.books.invoice import load_invoice
-from reconcile.books.ledger import unreadable_findings
+from reconcile.books.problems import unreadable_findings
 from reconcile.core.results import Ledger
 from reconcile.errors import InputError
 from reconcile.pricing.rules import Rules

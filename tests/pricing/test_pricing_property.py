@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pricing_helpers import SHANGHAI, frame, log
 
 from reconcile.core.money import round_half_away
-from reconcile.pricing.other import COMMON_FLOATS, PARSED, parse_other, parse_rows
+from reconcile.pricing.other import COMMON_FLOATS, PARSED, parse_other
 from reconcile.pricing.quota import round_div
 from reconcile.pricing.rules import ModelRule, Rules
 from reconcile.pricing.stage import price_logs, price_one
@@ -201,12 +201,10 @@ def other_objects(draw: st.DrawFn) -> dict[str, Any]:
 def test_the_fast_reader_and_json_loads_read_other_alike(objs: list[dict[str, Any]]) -> None:
     texts = pd.Series([json.dumps(o) for o in objs], dtype="string")
     fast = parse_other(texts)
-    assert not fast.complete.any()  # every row went through the fast reader
-    slow = parse_other(texts)
-    parse_rows(texts, np.arange(len(objs)), slow)  # re-read every row with json.loads
+    read = [json.loads(t) for t in texts]  # what json.loads makes of the same text
     for k in COMMON_FLOATS:
-        np.testing.assert_array_equal(fast.floats[k], slow.floats[k])
-    assert (fast.bools["claude"] == slow.bools["claude"]).all()
-    assert fast.strings["usage_semantic"].tolist() == slow.strings["usage_semantic"].tolist()
-    assert (fast.state == slow.state).all()
-    assert (slow.state == PARSED).all()
+        want = [float(o[k]) if k in o else np.nan for o in read]
+        np.testing.assert_array_equal(fast.floats[k], np.array(want))
+    assert fast.bools["claude"].tolist() == [o.get("claude") is True for o in read]
+    assert fast.strings["usage_semantic"].tolist() == [o.get("usage_semantic") for o in read]
+    assert (fast.state == PARSED).all()

@@ -278,19 +278,20 @@ def test_the_reason_names_the_ratio_the_gateway_used() -> None:
     )
 
 
-def test_different_ratios_are_flagged_even_when_the_totals_agree() -> None:
-    # 2.5 x 0.5 = 1.25 x 1: the same charge, not the contract's terms
+def test_ratios_are_compared_by_their_effect_on_the_quota() -> None:
+    # 2.5 x 0.5 = 1.25 x 1: the same charge, so no finding; a different charge names them
     o = other(**{**TOKENS, "model_ratio": 2.5, "group_ratio": 0.5})
-    result = run([log(prompt_tokens=1000, quota=1250, other=o)])
-    row = result.priced.iloc[0]
-    assert (row["status"], row["diff_quota"]) == ("mismatch", 0)
-    assert row["reason"] == (
+    result = run(
+        [log(prompt_tokens=1000, quota=1250, other=o), log(prompt_tokens=1000, quota=2500, other=o)]
+    )
+    assert result.priced["status"].tolist() == ["ok", "mismatch"]
+    assert result.priced["reason"].iloc[1] == (
         "gateway used model_ratio 2.5, contract 1.25; "
-        "gateway used group_ratio 0.5, contract 1 for group 'default'"
+        "gateway used group_ratio 0.5, contract ratio 1 for group 'default'"
     )
     f = result.findings.iloc[0]
-    assert (f["category"], f["diff_quota"]) == ("pricing_mismatch", 0)
-    assert f["explanation"].startswith("charged 1250 as the rules give, but gateway used")
+    assert (f["category"], f["diff_quota"]) == ("pricing_mismatch", 1250)
+    assert f["explanation"].startswith("charged 2500, the rules give 1250 (+1250): gateway used")
 
 
 def test_ratios_that_did_not_shape_the_charge_are_not_compared() -> None:
@@ -328,10 +329,12 @@ def test_unpriced_models() -> None:
     assert result.expected_quota == 0
 
 
+W, E = "warning", "error"  # a broken record is an error: the gateway's own record is corrupt
 NOT_REPRICEABLE = [
     (
         {"other": other(**TOKENS, web_search=True, web_search_call_count=3), "quota": 16250},
-        "includes a web search surcharge (3 calls)",
+        "a web_search surcharge (3 calls) the rules do not price",
+        W,
     ),
     (
         {
@@ -339,37 +342,49 @@ NOT_REPRICEABLE = [
                 **TOKENS, tool_surcharges=[{"name": "web_search", "count": 1, "price": 10}]
             )
         },
-        "1 tool-call surcharge item(s)",
+        "a web_search surcharge (1 call)",
+        W,
     ),
     (
         {"other": other(**TOKENS, audio_input_seperate_price=True, audio_input_token_count=50)},
-        "audio input priced separately",
+        "50 audio input tokens priced per 1M tokens, which the rules do not price",
+        W,
     ),
-    ({"other": other(**TOKENS, audio=True, audio_input=20)}, "audio ratios"),
-    ({"other": other(**TOKENS, billing_mode="tiered_expr")}, "tiered billing expression"),
+    ({"other": other(**TOKENS, audio=True, audio_input=20)}, "need an audio_ratio", W),
+    ({"other": other(**TOKENS, billing_mode="tiered_expr")}, "tiered billing expression", W),
     (
         {"prompt_tokens": 0, "other": other(**TOKENS, task_id="task_9")},
-        "async task: its tokens are only in the log's content",
+        "no tokens recorded, yet charged 5,000 quota",
+        W,
     ),
-    ({"prompt_tokens": 0, "other": other(**TOKENS)}, "no tokens recorded, yet charged 5000 quota"),
+    ({"prompt_tokens": 0, "other": other(**TOKENS)}, "no tokens recorded, yet charged 5,000", W),
     (
-        {"other": other(**TOKENS, task_id="t", quota_delta=-100, actual_quota=900)},
-        "async task settlement",
+        {
+            "quota": -100,
+            "other": other(
+                **TOKENS, task_id="t", quota_delta=-100, actual_quota=900, pre_consumed_quota=1000
+            ),
+        },
+        "an async task's settlement: actual 900 - pre-charged 1,000 = -100 as logged",
+        W,
     ),
-    ({"other": '{"model_ratio": 1.25, "cache_tokens": '}, "`other` is not valid JSON, so its"),
-    ({"other": "[1, 2]"}, "`other` is not a JSON object"),
-    ({"other": other(**{**TOKENS, "cache_tokens": 1.5})}, "invalid cache_tokens: 1.5"),
-    ({"other": other(**{**TOKENS, "cache_tokens": "12"})}, "non-numeric cache_tokens"),
+    ({"other": '{"model_ratio": 1.25, "cache_tokens": '}, "`other` is not valid JSON, so its", E),
+    ({"other": "[1, 2]"}, "`other` is not a JSON object", E),
+    ({"other": other(**{**TOKENS, "cache_tokens": 1.5})}, "invalid cache_tokens: 1.5", E),
+    ({"other": other(**{**TOKENS, "cache_tokens": "12"})}, "invalid cache_tokens: '12'", E),
     (
         {"other": other(**TOKENS, image=True, image_ratio=2, image_output=100)},
-        "100 image input tokens need an image_ratio in the rule",
+        "100 image input tokens need an image_ratio",
+        W,
     ),
-    ({"prompt_tokens": -5, "other": other(**TOKENS)}, "negative token counts"),
+    ({"prompt_tokens": -5, "other": other(**TOKENS)}, "negative token counts", W),
 ]
 
 
-@pytest.mark.parametrize(("fields", "reason"), NOT_REPRICEABLE)
-def test_logs_that_cannot_be_repriced_say_why(fields: dict[str, Any], reason: str) -> None:
+@pytest.mark.parametrize(("fields", "reason", "severity"), NOT_REPRICEABLE)
+def test_logs_that_cannot_be_repriced_say_why(
+    fields: dict[str, Any], reason: str, severity: str
+) -> None:
     row = {"prompt_tokens": 1000, "quota": 5000, **fields}
     result = run([log(**row)])
     p = result.priced.iloc[0]
@@ -377,9 +392,11 @@ def test_logs_that_cannot_be_repriced_say_why(fields: dict[str, Any], reason: st
     assert reason in p["reason"]
     assert p["expected_quota"] is pd.NA
     assert p["rule"] == "gpt-4o"
+    assert p["reason_code"]
+    assert result.not_repriceable_reasons == {p["reason_code"]: 1}
     f = result.findings.iloc[0]
-    assert (f["category"], f["severity"]) == ("not_repriceable", schema.SEVERITY["not_repriceable"])
-    assert f["diff_quota"] == row["quota"]
+    assert (f["category"], f["severity"]) == ("not_repriceable", severity)
+    assert f["diff_quota"] == abs(row["quota"])  # the quota at stake
     assert f["expected_quota"] is pd.NA
     assert f["explanation"].startswith("cannot re-price: ")
     assert result.expected_quota == 0
@@ -473,7 +490,7 @@ def test_a_broken_log_among_many_costs_only_itself() -> None:
     status = result.priced["status"]
     assert status.value_counts().to_dict() == {"ok": n - 2, "not_repriceable": 2}
     assert "not valid JSON" in result.priced["reason"].iloc[40_000]
-    assert "web search surcharge (1 call)" in result.priced["reason"].iloc[50_000]
+    assert "web_search surcharge (1 call)" in result.priced["reason"].iloc[50_000]
     assert result.expected_quota == (n - 2) * 1250
 
 

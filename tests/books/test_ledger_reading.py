@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from match_helpers import TZ, ts, write
 
-from reconcile.books.ledger import load_ledger, unreadable_findings
+from reconcile.books.ledger import load_ledger
+from reconcile.books.problems import unreadable_findings
 from reconcile.core.money import amount_to_quota
 from reconcile.core.schema import UNREADABLE_ROW
 from reconcile.errors import InputError
@@ -92,6 +93,45 @@ def test_a_stray_quote_inside_a_value_does_not_shift_lines(tmp_path: Path) -> No
     assert [r[0] for r in reasons(ledger)] == [4]
 
 
+def test_an_unclosed_quote_costs_one_line_not_the_rest_of_the_file(tmp_path: Path) -> None:
+    rows = [f"{i},2026-10-05 10:00:00,consume,gpt-4o,{i}" for i in range(1, 201)]
+    rows[4] = '5,2026-10-05 10:00:00,consume,"gpt-4o,5'  # line 6: the quote never closes
+    text = HEAD.replace("quota", "model_name,quota") + "\n".join(rows) + "\n"
+    ledger = load(write(tmp_path, "l.csv", text))
+    assert len(ledger.rows) == 199
+    assert ledger.rows["line"].tolist() == [n for n in range(2, 202) if n != 6]
+    assert ledger.rows["quota"].sum() == sum(range(1, 201)) - 5
+    [(line, fld, reason)] = reasons(ledger)
+    assert (line, fld) == (6, "(row)")
+    assert "unclosed quote" in reason
+    assert "line 201" in reason  # where the value would have run on to
+    assert ledger.unreadable["raw"].tolist() == [rows[4]]
+
+
+def test_two_unclosed_quotes_each_cost_their_own_line(tmp_path: Path) -> None:
+    # The second stray quote would close the first: lines 3-5 would read as one long row.
+    text = HEAD.replace("quota", "model_name,quota") + (
+        "1,2026-10-05 10:00:00,consume,gpt-4o,1\n"
+        '2,2026-10-05 10:00:00,consume,"gpt-4o,2\n'
+        "3,2026-10-05 10:00:00,consume,gpt-4o,3\n"
+        '4,2026-10-05 10:00:00,consume,"gpt-4o,4\n'
+        "5,2026-10-05 10:00:00,consume,gpt-4o,5\n"
+    )
+    ledger = load(write(tmp_path, "l.csv", text))
+    assert ledger.rows["log_id"].tolist() == [1, 3, 5]
+    assert [r[:2] for r in reasons(ledger)] == [(3, "(row)"), (5, "(row)")]
+
+
+def test_a_quoted_newline_with_the_right_fields_is_still_one_row(tmp_path: Path) -> None:
+    text = HEAD.replace("quota", "note,quota") + (
+        '1,2026-10-05 10:00:00,consume,"a note\nover two lines",5\n'
+        '2,2026-10-05 10:00:00,consume,"x",6\n'
+    )
+    ledger = load(write(tmp_path, "l.csv", text))
+    assert ledger.rows["line"].tolist() == [2, 4]
+    assert len(ledger.unreadable) == 0
+
+
 def test_short_rows_are_padded_and_long_rows_reported(tmp_path: Path) -> None:
     text = HEAD.replace("quota", "quota,note") + (
         "1,2026-10-05 10:00:00,consume,5\n"  # no note: fine
@@ -135,6 +175,15 @@ def test_utf16_unicode_text_export(tmp_path: Path) -> None:
     assert ledger.encoding == "utf-16"
     assert ledger.rows["model_name"].tolist() == ["模型"]
     assert ledger.rows["type"].tolist() == [2]
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_a_bom_is_read_not_called_binary(tmp_path: Path, codec: str) -> None:
+    text = "log_id,created_at,type,model_name,quota\r\n1,2026-10-05 10:00:00,消费,模型,5\r\n"
+    ledger = load(write(tmp_path, "l.csv", text.encode(codec)))
+    assert ledger.encoding == codec
+    assert ledger.rows["model_name"].tolist() == ["模型"]
+    assert f"ledger: read as {codec}" in ledger.warnings
 
 
 def test_gbk_is_detected_and_can_be_declared(tmp_path: Path) -> None:
@@ -362,6 +411,19 @@ def test_negative_amounts_only_on_refunds(tmp_path: Path) -> None:
     assert "is negative" in reason
 
 
+@pytest.mark.parametrize("cell", ["-$0", "-$0.00", "($0)", "$0-", "-0.00 USD"])
+def test_minus_zero_is_zero_not_a_negative_amount(tmp_path: Path, cell: str) -> None:
+    ledger = _amount_ledger(tmp_path, [cell], types=["consume"])
+    assert reasons(ledger) == []
+    assert ledger.rows["quota"].tolist() == [0]
+
+
+def test_minus_zero_quota_is_zero(tmp_path: Path) -> None:
+    ledger = load(write(tmp_path, "l.csv", HEAD + "1,2026-10-05,consume,-0\n"))
+    assert reasons(ledger) == []
+    assert ledger.rows["quota"].tolist() == [0]
+
+
 def test_currency_column_and_conflicting_sign(tmp_path: Path) -> None:
     text = (
         "log_id,created_at,type,amount,currency\n"
@@ -552,7 +614,8 @@ def test_other_types_are_unreadable(tmp_path: Path, cell: str) -> None:
 # --------------------------------------------------------------------------- ids and findings
 
 
-def test_log_id_or_request_id_per_row(tmp_path: Path) -> None:
+def test_ids_are_optional_per_row(tmp_path: Path) -> None:
+    # A row with neither id is read: the matcher pairs it by content (token, model, time).
     text = (
         "log_id,request_id,created_at,type,quota\n"
         "1,,2026-10-05,consume,5\n"
@@ -562,13 +625,25 @@ def test_log_id_or_request_id_per_row(tmp_path: Path) -> None:
         '="0042",,2026-10-05,consume,5\n'
     )
     ledger = load(write(tmp_path, "l.csv", text))
-    assert ledger.rows["log_id"].tolist() == [1, pd.NA, 42]
-    assert ledger.rows["request_id"].tolist() == [pd.NA, "req-2", pd.NA]
-    assert ledger.match_key == "log_id"
-    assert reasons(ledger) == [
-        (4, "log_id", "missing log_id and request_id: the row cannot be matched to a log"),
-        (5, "log_id", "'1.5e3' is not a log id (a whole number)"),
-    ]
+    assert ledger.rows["line"].tolist() == [2, 3, 4, 6]
+    assert ledger.rows["log_id"].tolist() == [1, pd.NA, pd.NA, 42]
+    assert ledger.rows["request_id"].tolist() == [pd.NA, "req-2", pd.NA, pd.NA]
+    assert ledger.match_key == "log_id+request_id"
+    assert reasons(ledger) == [(5, "log_id", "'1.5e3' is not a log id (a whole number)")]
+
+
+def test_a_ledger_without_any_id_column_is_read(tmp_path: Path) -> None:
+    text = (
+        "created_at,type,token_name,model_name,prompt_tokens,completion_tokens,quota\n"
+        "2026-10-05 10:00:00,consume,ci,gpt-4o,1200,80,5\n"
+        "2026-10-05 10:00:02,consume,ci,gpt-4o,,,6\n"
+        "2026-10-05 10:00:03,consume,ci,gpt-4o,12k,3,7\n"
+    )
+    ledger = load(write(tmp_path, "l.csv", text))
+    assert ledger.match_key == "content"
+    assert ledger.rows["prompt_tokens"].tolist() == [1200, pd.NA]
+    assert ledger.rows["completion_tokens"].tolist() == [80, pd.NA]
+    assert reasons(ledger) == [(4, "prompt_tokens", "'12k' is not a token count (a whole number)")]
 
 
 def test_unreadable_rows_keep_line_field_reason_raw_and_become_findings(tmp_path: Path) -> None:
@@ -602,6 +677,8 @@ def test_rows_frame_shape(tmp_path: Path) -> None:
         "type": "int64",
         "token_name": "string",
         "model_name": "string",
+        "prompt_tokens": "Int64",
+        "completion_tokens": "Int64",
         "quota": "int64",
         "rounding": "int64",
     }

@@ -1,0 +1,284 @@
+"""The common case, vectorised: plain text and per-call logs that agree with the contract.
+
+Most consume logs are text (or per-call) logs whose `other` holds only the common keys. For
+them the quota is computed for a million logs at once in exact int64 arithmetic
+(`reconcile.pricing.quota`), including (user group, using group) pairs and tiers by prompt
+size, which are the same formula with other constants. A finding is kept here (its cause
+worded once per distinct case) unless its `other` or `content` shows another billing path.
+Every other log (another path, a broken `other`, a count that is not a count, a charge
+without tokens, a quota beyond int64) goes to `reconcile.pricing.rowwise`, which prices it
+exactly along its path and explains it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from reconcile.core.tolerance import within
+from reconcile.pricing.other import TOKEN_KEYS, UNREADABLE, OtherFields, mentions
+from reconcile.pricing.quota import Combo, TokenColumns, quota_columns
+from reconcile.pricing.rules import ModelRule, Rules
+from reconcile.pricing.rules_paths import INT64_MAX, Tier
+from reconcile.pricing.verdicts import MISMATCH, NOT_REPRICEABLE, OK
+
+#: `content` that marks another billing path: images (ImageHelper), tasks (LogTaskConsumption).
+CONTENT_MARKERS: Final = r"生成数量|计算参数|pricing params|按次计费|charged per call"
+
+
+class Combos:
+    """The (rule, tier, group ratio) cases met, each with its exact constants.
+
+    A case is a rule (or one of its tiers by prompt size) with a group: the group's own
+    ratio, or a (user group, using group) pair's when the log shows one was used.
+    """
+
+    def __init__(self, rules: Rules) -> None:
+        self.rules = rules
+        self.items: list[Combo] = []
+        self.pairs: list[Decimal] = []  # pair ratios in use, by index
+        self.paired: set[int] = set()  # the cases priced with a pair's ratio
+        self._index: dict[tuple[int, str, int, int], int] = {}
+
+    def codes(
+        self,
+        rule_idx: npt.NDArray[np.int64],
+        group: pd.Series,
+        pair: npt.NDArray[np.int64] | None = None,
+        tier: npt.NDArray[np.int64] | None = None,
+    ) -> npt.NDArray[np.int64]:
+        """The case index of every log (-1 where no rule applies). `pair`: index into
+        `self.pairs` (-1: the group's ratio); `tier`: 1-based tier of the rule (0: none)."""
+        n = len(rule_idx)
+        out = np.full(n, -1, dtype=np.int64)
+        priced = rule_idx >= 0
+        if not priced.any():
+            return out
+        pair = np.full(n, -1, dtype=np.int64) if pair is None else pair
+        tier = np.zeros(n, dtype=np.int64) if tier is None else tier
+        gcodes, gnames = pd.factorize(group)
+        frame = pd.DataFrame(
+            {"r": rule_idx, "g": gcodes, "p": pair, "t": tier}
+        ).loc[priced]  # fmt: skip
+        local = frame.groupby(["r", "g", "p", "t"], sort=False).ngroup().to_numpy()
+        firsts = frame.drop_duplicates(["r", "g", "p", "t"]).to_numpy()
+        mapping = np.array(
+            [self._get(int(r), str(gnames[g]), int(p), int(t)) for r, g, p, t in firsts],
+            dtype=np.int64,
+        )
+        out[priced] = mapping[local]
+        return out
+
+    def _get(self, rule_index: int, group: str, pair: int, tier: int) -> int:
+        key = (rule_index, group, pair, tier)
+        if key not in self._index:
+            rule = self.rules.models[rule_index]
+            if tier > 0:
+                rule = tier_rule(rule, rule.tiers[tier - 1])
+            ratio = self.pairs[pair] if pair >= 0 else self.rules.group_ratio(group)
+            self.items.append(
+                Combo.build(rule_index, rule, group, ratio, self.rules.quota_per_unit)
+            )
+            self._index[key] = len(self.items) - 1
+            if pair >= 0:
+                self.paired.add(len(self.items) - 1)
+        return self._index[key]
+
+    def pair_index(
+        self, group: pd.Series, used: npt.NDArray[np.float64], rows: npt.NDArray[np.bool_]
+    ) -> npt.NDArray[np.int64]:
+        """For logs whose `other` shows a (user group, using group) ratio was used: the
+        contract's pair ratio for the using group closest to it (-1: none), as `assign`."""
+        out = np.full(len(used), -1, dtype=np.int64)
+        at = np.flatnonzero(rows & ~np.isnan(used) & (np.nan_to_num(used, nan=-1) >= 0))
+        if not len(at) or not self.rules.group_pairs:
+            return out
+        keys = pd.DataFrame({"g": group.to_numpy(dtype=object)[at], "u": used[at]})
+        local = keys.groupby(["g", "u"], sort=False).ngroup().to_numpy()
+        choice = []
+        for g, u in keys.drop_duplicates(["g", "u"]).itertuples(index=False):
+            candidates = self.rules.pair_ratios(str(g))
+            if not candidates:
+                choice.append(-1)
+                continue
+            want = Decimal(repr(float(u)))
+            best = min(candidates, key=lambda p: abs(p - want))
+            if best not in self.pairs:
+                self.pairs.append(best)
+            choice.append(self.pairs.index(best))
+        out[at] = np.array(choice, dtype=np.int64)[local]
+        return out
+
+
+def tier_rule(rule: ModelRule, tier: Tier) -> ModelRule:
+    """A rule with a tier's ratios (the 1h write ratio stays the rule's, as `paths.text`)."""
+    return rule.model_copy(
+        update={
+            "model_ratio": tier.model_ratio,
+            "completion_ratio": tier.completion_ratio
+            if tier.completion_ratio is not None
+            else rule.completion_ratio,
+            "cache_ratio": tier.cache_ratio if tier.cache_ratio is not None else rule.cache_ratio,
+            "cache_creation_ratio": tier.cache_creation_ratio
+            if tier.cache_creation_ratio is not None
+            else rule.cache_creation_ratio,
+            "cache_creation_ratio_1h": rule.creation_ratio_1h,
+            "tiers": [],
+        }
+    )
+
+
+def tiers_of(
+    rules: Rules, rule_idx: npt.NDArray[np.int64], tokens: TokenColumns
+) -> npt.NDArray[np.int64]:
+    """The 1-based tier of each log whose rule has tiers (0: none), by prompt size (prompt
+    tokens, plus cache tokens under Anthropic usage), as `paths.text.pick_tier`."""
+    out = np.zeros(len(rule_idx), dtype=np.int64)
+    size = tokens.prompt + np.where(tokens.anthropic, tokens.cache + tokens.creation, 0)
+    for r, rule in enumerate(rules.models):
+        if not rule.tiers:
+            continue
+        rows = np.flatnonzero(rule_idx == r)
+        bounds = [t.max_prompt_tokens or 2**62 for t in rule.tiers]
+        at = np.searchsorted(np.array(bounds, dtype=np.int64), size[rows], side="left")
+        out[rows] = np.minimum(at, len(bounds) - 1) + 1
+    return out
+
+
+@dataclass
+class FastResult:
+    decided: npt.NDArray[np.bool_]  # the logs this module gave a verdict
+    status: npt.NDArray[np.int8]  # OK, MISMATCH or NOT_REPRICEABLE (alt semantics only)
+    expected: npt.NDArray[np.int64]
+    lifted: npt.NDArray[np.bool_]  # the minimum of 1 applied
+    cached: npt.NDArray[np.bool_]  # cache reads or writes (path "cache")
+    tokens: TokenColumns
+
+
+def tokens_of(
+    prompt: npt.NDArray[np.int64], completion: npt.NDArray[np.int64], other: OtherFields
+) -> tuple[TokenColumns, npt.NDArray[np.bool_]]:
+    """Token counts (absent = 0) and the logs whose `other` holds a count not whole >= 0."""
+    counts: dict[str, npt.NDArray[np.int64]] = {}
+    bad = np.zeros(len(prompt), dtype=bool)
+    for key in TOKEN_KEYS:
+        x = other.floats[key]
+        present = ~np.isnan(x)
+        wrong = present & ((x < 0) | (x > 2.0**53) | (x != np.floor(np.where(present, x, 0))))
+        bad |= wrong
+        counts[key] = np.where(present & ~wrong, x, 0).astype(np.int64)
+    semantic = other.strings["usage_semantic"]
+    anthropic = (semantic == "anthropic") | (pd.isna(semantic) & other.bools["claude"])
+    columns = TokenColumns(
+        prompt=prompt,
+        completion=completion,
+        cache=counts["cache_tokens"],
+        creation=counts["cache_creation_tokens"],
+        creation_5m=counts["cache_creation_tokens_5m"],
+        creation_1h=counts["cache_creation_tokens_1h"],
+        image=counts["image_output"],
+        anthropic=np.asarray(anthropic, dtype=bool),
+    )
+    return columns, bad
+
+
+def fast_rows(
+    frame: pd.DataFrame,
+    other: OtherFields,
+    rule_idx: npt.NDArray[np.int64],
+    bad_tokens: npt.NDArray[np.bool_],
+    rules: Rules,
+    odd: npt.NDArray[np.bool_],
+) -> npt.NDArray[np.bool_]:
+    """The priced logs the vectorised formula may settle (`odd`: logs it must not)."""
+    candidates = (rule_idx >= 0) & (other.state != UNREADABLE) & ~bad_tokens & ~odd
+    out: npt.NDArray[np.bool_] = candidates
+    return out
+
+
+def special_rows(
+    frame: pd.DataFrame,
+    rules: Rules,
+    done: FastResult,
+    per_call: npt.NDArray[np.bool_],
+    legacy_claude: npt.NDArray[np.bool_],
+) -> npt.NDArray[np.intp]:
+    """Decided logs that belong to another path after all: a finding whose `other` has a rare
+    key (surcharges, tasks, audio, tiers, 5m/1h writes...) or a pair ratio, or an image or
+    task whose multipliers are in `content`. Scanning only findings and per-call logs keeps
+    a million logs fast; an agreeing text log's charge needs no other path to explain it,
+    except a cached `claude: true` log without a semantic, which may be the /v1/messages
+    double charge agreeing with itself (`legacy_claude`: those logs)."""
+    wrong = np.flatnonzero(done.decided & ((done.status != OK) | legacy_claude))
+    special = mentions(frame["other"], wrong, None)
+    calls = np.union1d(wrong, np.flatnonzero(done.decided & per_call))
+    special = np.union1d(special, mentions(frame["content"], calls, CONTENT_MARKERS))
+    return special.astype(np.intp)
+
+
+def _subset(t: TokenColumns, rows: npt.NDArray[np.intp], **change: Any) -> TokenColumns:
+    cols = {f: getattr(t, f)[rows] for f in TokenColumns.__dataclass_fields__}
+    return TokenColumns(**(cols | change))
+
+
+def price_fast(
+    quota: npt.NDArray[np.int64],
+    tokens: TokenColumns,
+    semantic_said: npt.NDArray[np.bool_],
+    combo: npt.NDArray[np.int64],
+    items: list[Combo],
+    rows_mask: npt.NDArray[np.bool_],
+    rules: Rules,
+) -> FastResult:
+    """Verdicts for `rows_mask` (plain text and per-call logs), as `paths` and `verdicts`
+    would give them: round or (Anthropic usage, int() in older servers) floor accepted, and a
+    cached log without a stated semantic whose charge only the Anthropic arithmetic explains
+    is not re-priceable. `semantic_said`: the log states its usage semantics."""
+    n = len(quota)
+    expected = np.zeros(n, dtype=np.int64)
+    lifted = np.zeros(n, dtype=bool)
+    decided = np.zeros(n, dtype=bool)
+    status = np.zeros(n, dtype=np.int8)
+    cached = (tokens.cache > 0) | (tokens.creation > 0)
+    result = FastResult(decided, status, expected, lifted, cached, tokens)
+    if not items or not rows_mask.any():
+        return result
+    per_call = np.array([c.rule.per_call for c in items])[np.maximum(combo, 0)] & rows_mask
+    call_quota = [c.per_call_quota for c in items]
+    fits = np.array([abs(q) <= INT64_MAX for q in call_quota])[np.maximum(combo, 0)]
+    call_rows = np.flatnonzero(per_call & fits)
+    if len(call_rows):
+        table = np.array([q if abs(q) <= INT64_MAX else 0 for q in call_quota], dtype=np.int64)
+        expected[call_rows] = table[combo[call_rows]]
+        used = (tokens.prompt + tokens.completion)[call_rows]
+        nothing = (used == 0) & (quota[call_rows] == 0)
+        expected[call_rows[nothing]] = 0
+        decided[call_rows] = True
+    by_tokens = np.flatnonzero(rows_mask & ~per_call)
+    if len(by_tokens):
+        q, lift, too_big = quota_columns(_subset(tokens, by_tokens), items, combo[by_tokens])
+        expected[by_tokens] = np.where(too_big, 0, q)
+        lifted[by_tokens] = lift & ~too_big
+        decided[by_tokens] = ~too_big
+    rows = np.flatnonzero(decided)
+    agree = within(quota[rows], expected[rows], rules.tolerance)
+    # Anthropic usage: older servers (PostClaudeConsumeQuota) truncate with int()
+    retry = rows[~agree & tokens.anthropic[rows] & ~per_call[rows]]
+    if len(retry):
+        low, _, big = quota_columns(_subset(tokens, retry), items, combo[retry], floor=True)
+        ok = ~big & within(quota[retry], low, rules.tolerance)
+        agree[np.searchsorted(rows, retry[ok])] = True
+    status[rows[~agree]] = MISMATCH
+    # a cached log that does not say its semantics: does only the Anthropic arithmetic fit?
+    unsure = rows[~agree & cached[rows] & ~semantic_said[rows] & ~per_call[rows]]
+    if len(unsure):
+        sub = _subset(tokens, unsure, anthropic=np.ones(len(unsure), dtype=bool))
+        alt, _, big = quota_columns(sub, items, combo[unsure])
+        fit = ~big & (alt != expected[unsure]) & within(quota[unsure], alt, rules.tolerance)
+        status[unsure[fit]] = NOT_REPRICEABLE
+    return result

@@ -1,0 +1,124 @@
+"""Async tasks (video, music): the submission and its later settlement.
+
+Submission (relay/relay_task.go, RelayTaskSubmit; logged by service LogTaskConsumption):
+
+    quota = model_price x quota_per_unit x group_ratio x every multiplier in OtherRatios
+
+computed in float64 and converted with int() (so the floor is accepted too). The
+multipliers (seconds, size, resolution...) appear only in `content`, printed with two
+decimals: "操作 generate, 计算参数：seconds: 5.00, size: 1.67" ("按次计费" = per call, none).
+The contract: seconds x (task_price_per_second, else model_price, as new-api does), times,
+for every other multiplier, the rule's task_ratios[name] entry whose value prints the same.
+
+Settlement (a later consume log with task_id and pre_consumed_quota / actual_quota /
+quota_delta in `other`): the log's quota is the difference actual - pre-charged, possibly
+negative. The arithmetic is checked; the actual quota is the upstream's measure, which the
+rules cannot reproduce, so a consistent settlement is not re-priceable, never a mismatch.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
+from typing import Final
+
+from reconcile.pricing import paths
+from reconcile.pricing.paths.base import Charge, Row, Terms, Unpriceable
+
+_PARAM: Final = re.compile(r"([A-Za-z_][\w-]*)\s*:\s*(-?\d+(?:\.\d+)?)")
+_PARAMS_AT: Final = re.compile(r"(?:计算参数|pricing params)\s*[:：]")
+_CENT: Final = Decimal("0.01")
+SETTLE_KEYS: Final = ("quota_delta", "actual_quota", "pre_consumed_quota", "pre_consumed")
+
+
+def is_settlement(row: Row) -> bool:
+    return any(row.other.get(k) is not None for k in SETTLE_KEYS)
+
+
+def is_submission(row: Row) -> bool:
+    return row.flag("is_task") or bool(_PARAMS_AT.search(row.content))
+
+
+def task_params(content: str) -> dict[str, Decimal]:
+    """The multipliers a task log's content lists (name -> value as printed)."""
+    at = _PARAMS_AT.search(content)
+    if not at:
+        return {}
+    return {m.group(1): Decimal(m.group(2)) for m in _PARAM.finditer(content, at.end())}
+
+
+def _prints_as(value: Decimal, shown: Decimal) -> bool:
+    """Whether Go's %.2f of `value` can read `shown` (either rounding of a half)."""
+    return any(value.quantize(_CENT, rounding=r) == shown for r in (ROUND_HALF_UP, ROUND_HALF_EVEN))
+
+
+def price_submission(row: Row, terms: Terms) -> Charge | Unpriceable:
+    rule = terms.rule
+    if rule.model_price is None:
+        return Unpriceable(
+            paths.TASK_SUBMIT,
+            "task_priced_by_tokens",
+            "an async task priced by tokens; its tokens are not in the log",
+        )
+    price = rule.model_price
+    multiplier = Decimal(1)
+    for name, shown in task_params(row.content).items():
+        if name == "seconds":
+            if shown != shown.to_integral_value() or shown < 0:
+                return Unpriceable(
+                    paths.TASK_SUBMIT, "task_seconds_unreadable", f"seconds {shown} in content"
+                )
+            if rule.task_price_per_second is not None:
+                price = rule.task_price_per_second
+            multiplier *= shown
+            continue
+        table = rule.task_ratios.get(name)
+        if not table:
+            return Unpriceable(
+                paths.TASK_SUBMIT,
+                "task_ratio_unpriced",
+                f"the gateway applied a {name} multiplier of {shown} (task_ratios.{name} is "
+                "not in the rules)",
+            )
+        fits = [v for v in table.values() if _prints_as(v, shown)]
+        if not fits and len(table) > 1:
+            listed = ", ".join(f"{k} {v}" for k, v in table.items())
+            return Unpriceable(
+                paths.TASK_SUBMIT,
+                "task_ratio_not_in_contract",
+                f"the gateway applied a {name} multiplier of {shown}; the rules list {listed}",
+            )
+        multiplier *= fits[0] if fits else next(iter(table.values()))
+    exact = price * terms.quota_per_unit * terms.group_ratio * multiplier
+    return Charge(paths.TASK_SUBMIT, exact, truncates=True)
+
+
+def price_settlement(row: Row) -> Charge | Unpriceable:
+    """A settlement's quota must be actual - pre-charged; the actual is not re-priceable."""
+    actual = row.number("actual_quota")
+    pre = row.number("pre_consumed_quota")
+    if pre is None:
+        pre = row.number("pre_consumed")
+    delta = row.number("quota_delta")
+    if actual is not None and pre is not None:
+        expected = actual - pre
+    elif delta is not None:
+        expected = delta
+    else:
+        return Unpriceable(
+            paths.TASK_SETTLE, "task_settlement_incomplete", "a task settlement without its amounts"
+        )
+    if delta is not None and delta != expected:
+        return Charge(paths.TASK_SETTLE, expected)
+    if Decimal(row.quota) != expected:
+        return Charge(paths.TASK_SETTLE, expected)
+    return Unpriceable(
+        paths.TASK_SETTLE,
+        "task_settlement",
+        f"an async task's settlement: actual {_q(actual)} - pre-charged {_q(pre)} = "
+        f"{_q(expected)} as logged; the actual quota is the upstream's measure",
+    )
+
+
+def _q(d: Decimal | None) -> str:
+    return "?" if d is None else f"{int(d):,}"
