@@ -157,8 +157,6 @@ def compute(
         warnings=[
             *fetched.warnings,
             *(id_warnings(fetched.logs, ledger, fetched.id_scheme) if ledger is not None else []),
-            *(ledger.warnings if ledger is not None else []),
-            *(invoice.warnings if invoice is not None else []),
             *pricing.warnings,
         ],
     )
