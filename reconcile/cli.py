@@ -23,7 +23,7 @@ from reconcile.core.results import RunResult
 from reconcile.errors import EXIT_INTERNAL, ReconcileError
 from reconcile.pricing.rules import load_rules
 from reconcile.pricing.rules_table import describe_rules
-from reconcile.settings import ApiKey, FailOn, Settings, SourceName, load_settings
+from reconcile.settings import ApiKey, EngineName, FailOn, Settings, SourceName, load_settings
 from reconcile.sources.progress import progress_for
 
 EXIT_CODES = (
@@ -266,6 +266,10 @@ def run(
     ] = None,
     base_url: Annotated[str | None, typer.Option("--base-url", help="Gateway URL.")] = None,
     source: SourceOpt = None,
+    engine: Annotated[
+        EngineName | None,
+        typer.Option("--engine", help="Run price+match on: local (default) | spark."),
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Fetch (or load a snapshot), re-price, match and write the report.
@@ -278,7 +282,12 @@ def run(
         if tz is None and from_snapshot is not None:
             tz = _snapshot_timezone(from_snapshot)
         settings = load_settings(
-            timezone=tz, rules=rules, fail_on=fail_on, base_url=base_url, source=source
+            timezone=tz,
+            rules=rules,
+            fail_on=fail_on,
+            base_url=base_url,
+            source=source,
+            engine=engine,
         )
         redact = _setup_logging(settings.secrets(), quiet)
         request = pipeline.RunRequest(

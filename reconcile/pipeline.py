@@ -15,17 +15,15 @@ from pathlib import Path
 
 from reconcile.books.invoice import load_invoice
 from reconcile.books.ledger import load_ledger
-from reconcile.books.problems import unreadable_findings
 from reconcile.core import findings as findings_mod
 from reconcile.core.atomic import atomic_directory, atomic_write_text, check_replaceable
 from reconcile.core.identity import with_unique_ids
 from reconcile.core.period import Period
 from reconcile.core.results import FetchResult, InputFile, Ledger, RunResult
+from reconcile.engines import Runner, choose_runner
 from reconcile.errors import InputError
-from reconcile.match.invoice import match_invoice
-from reconcile.match.ledger import id_warnings, match_ledger
+from reconcile.match.ledger import id_warnings
 from reconcile.pricing.rules import load_rules
-from reconcile.pricing.stage import price_logs
 from reconcile.report.summary import build_summary
 from reconcile.settings import Settings
 from reconcile.sources.choose import choose_source
@@ -72,7 +70,10 @@ def fetch_period(
 
 
 def compute(
-    settings: Settings, request: RunRequest, progress: ProgressHook | None = None
+    settings: Settings,
+    request: RunRequest,
+    progress: ProgressHook | None = None,
+    runner: Runner | None = None,
 ) -> RunResult:
     """Run every stage and return the verdict; inputs are validated before the network."""
     if request.ledger is not None and request.invoice is not None:
@@ -127,18 +128,11 @@ def compute(
         snapshot if snapshot is not None else fetch_period(settings, period, progress)
     )
 
-    pricing = price_logs(fetched.logs, rules, tz)
-    frames = [pricing.findings]
-    if ledger is not None:
-        frames += [
-            match_ledger(fetched.logs, ledger, period, rules, fetched.id_scheme),
-            unreadable_findings(ledger),
-        ]
-    if invoice is not None:
-        frames += [
-            match_invoice(fetched.logs, invoice, period, rules),
-            unreadable_findings(invoice),
-        ]
+    # engines: price and match run through the chosen runner (reconcile/engines/)
+    staged = (runner or choose_runner(settings)).stage(
+        fetched.logs, ledger, invoice, period, rules, fetched.id_scheme
+    )
+    pricing, frames = staged.pricing, staged.frames
     frames.append(findings_mod.open_period(period, fetched.fetched_at))
     # a pricing finding shows the ledger line booking its log; by log_id only where the
     # gateway's ids are the ledger's (with ids by position, ours are renumbered)

@@ -62,6 +62,12 @@ class Settings(BaseSettings):
         default=None, description="force a log source; otherwise the credentials choose it"
     )
     engine: EngineName = "local"
+    spark_master: str | None = Field(
+        default=None, description="--engine spark: spark.master (else spark-submit's, or local)"
+    )
+    spark_scratch: Path | None = Field(
+        default=None, description="--engine spark: where the logs go for the executors to read"
+    )
     timezone: str = "UTC"
     rules: Path = Path("rules/default.toml")
     concurrency: int = Field(default=16, ge=1, le=64)

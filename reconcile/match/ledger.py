@@ -58,17 +58,25 @@ STABLE = "stable"
 
 
 def match_ledger(
-    logs: pd.DataFrame, ledger: Ledger, period: Period, rules: Rules, id_scheme: str = STABLE
+    logs: pd.DataFrame,
+    ledger: Ledger,
+    period: Period,
+    rules: Rules,
+    id_scheme: str = STABLE,
+    request_ids: bool | None = None,
 ) -> pd.DataFrame:
     """Findings of a ledger (one row per log) against the period's logs; see module docstring.
 
     `id_scheme` is the gateway's (FetchResult.id_scheme): log_ids are used only when "stable".
+    `request_ids`: whether the period's logs carry request ids, when `logs` is one day of
+    them (engines/partition.py); None: whether `logs` do.
     Unreadable ledger rows are not reported here: `problems.unreadable_findings` does that.
     """
     rows = ledger.rows.sort_values("line", kind="stable").reset_index(drop=True)
     n = len(rows)
     log_ids = logs["id"].to_numpy(dtype=np.int64)
     requests = _RequestIndex(logs)
+    have_requests = requests.any if request_ids is None else request_ids
     ids_usable = id_scheme == STABLE
     order = np.argsort(log_ids, kind="stable").astype(np.int64)
     sorted_ids = log_ids[order]
@@ -78,7 +86,7 @@ def match_ledger(
     row_req = (
         object_texts(rows["request_id"], n) if "request_id" in rows else np.full(n, None, object)
     )
-    by_req = ~has_id & ~pd.isna(row_req) & requests.any
+    by_req = ~has_id & ~pd.isna(row_req) & have_requests
     by_content = ~has_id & ~by_req
     pos = np.full(n, -1, dtype=np.int64)
     pos[has_id] = lookup(sorted_ids, order, ids[has_id])
@@ -141,7 +149,7 @@ def match_ledger(
             content_keys=content_keys(rows[by_content]),
         ),
         log_ids=log_ids,
-        logs_have_request_ids=requests.any,
+        logs_have_request_ids=have_requests,
         tolerance=rules.tolerance,
         per_row={
             "rtype": rtype,

@@ -1,0 +1,213 @@
+"""Runners side by side: the whole month in one piece, day partitions (local), Spark local.
+
+    ./dev python benchmarks/bench_engine.py [--logs 1000000] [--modes whole,local,spark]
+
+Builds a synthetic month (bench_end_to_end's logs and ledger, one ledger row per log with a
+few thousand planted problems) as a snapshot, then runs `reconcile run --from-snapshot`'s
+work (compute + write the report) once per runner, each in a fresh child process, and
+prints per runner: seconds (whole run, and the price+match stages alone), the peak resident
+memory of the child process (wait4's ru_maxrss), the peak of the child's whole process tree
+sampled every 20 ms (the local runner's pool workers and Spark's JVM and Python workers are
+processes of their own), and the sha256 of summary.json, which must be the same for all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_end_to_end import RULES, synth_logs, write_ledger
+
+from reconcile.core.period import parse_period
+from reconcile.core.results import FetchResult
+from reconcile.pricing.rules import load_rules
+from reconcile.pricing.stage import price_logs
+from reconcile.sources.snapshot import write_snapshot
+
+TZ = "Asia/Shanghai"
+
+
+def build(n: int, work: Path, planted: int = 2000) -> None:
+    period = parse_period("2026-10", None, None, TZ)
+    logs = synth_logs(n, period.start_ts, period.end_ts)
+    rules = load_rules(RULES)
+    fair = price_logs(logs, rules, period.tz).priced.set_index("id")["expected_quota"]
+    logs["quota"] = logs["id"].map(fair).astype("int64")
+    over = np.random.default_rng(5).choice(len(logs), planted // 2, replace=False)
+    logs.loc[over, "quota"] += 777
+    fetched = FetchResult(
+        period=period,
+        logs=logs,
+        windows=[],
+        key_refs=["key-00000001"],
+        fetched_at=datetime(2026, 11, 1, 2, 0, tzinfo=UTC),
+    )
+    write_snapshot(fetched, work / "snap")
+    write_ledger(logs, work / "ledger.csv", planted, TZ)
+
+
+def child(mode: str, work: Path, workers: int) -> None:
+    """One run, as `reconcile run --from-snapshot` does it; prints its timings as JSON."""
+    from reconcile import pipeline
+    from reconcile.engines import LocalRunner, Runner, WholeRunner
+    from reconcile.settings import Settings
+
+    runner: Runner
+    if mode == "whole":
+        runner = WholeRunner()
+    elif mode == "local":
+        runner = LocalRunner(workers=workers)
+    elif mode == "days":
+        runner = LocalRunner(workers=1)
+    else:
+        from pyspark.sql import SparkSession
+
+        from reconcile.engines.spark import SparkRunner
+
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        (
+            SparkSession.builder.master("local[2]")
+            .config("spark.driver.host", "127.0.0.1")
+            .config("spark.driver.bindAddress", "127.0.0.1")
+            .config("spark.ui.enabled", "false")
+            .config("spark.sql.shuffle.partitions", "2")
+            .config("spark.driver.memory", "2g")
+            .getOrCreate()
+        )
+        runner = SparkRunner(scratch=work / "scratch")
+    stage_time = 0.0
+    peaks: dict[str, float] = {}
+    inner = runner.stage
+
+    def peak_mb() -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    def timed_stage(*args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal stage_time
+        peaks["inputs read"] = peak_mb()
+        t = time.perf_counter()
+        out = inner(*args, **kwargs)
+        stage_time = time.perf_counter() - t
+        peaks["stages"] = peak_mb()
+        return out
+
+    runner.stage = timed_stage  # type: ignore[method-assign]
+    settings = Settings(timezone=TZ, rules=RULES)
+    request = pipeline.RunRequest(
+        period=None, rules=RULES, ledger=work / "ledger.csv", from_snapshot=work / "snap"
+    )
+    t = time.perf_counter()
+    result = pipeline.compute(settings, request, runner=runner)
+    pipeline.write_report(result, work / f"out-{mode}")
+    total = time.perf_counter() - t
+    peaks["report"] = peak_mb()
+    summary = (work / f"out-{mode}" / "summary.json").read_bytes()
+    print(
+        json.dumps(
+            {
+                "total": total,
+                "stages": stage_time,
+                "summary_sha256": hashlib.sha256(summary).hexdigest(),
+                "findings": len(result.findings),
+                "peaks": peaks,
+            }
+        )
+    )
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants (from /proc)."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/statm") as f:
+                total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def measure(mode: str, work: Path, workers: int) -> dict[str, object]:
+    cmd = [sys.executable, __file__, "--child", mode, "--work", str(work)]
+    cmd += ["--workers", str(workers)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, tree_rss(proc.pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    done.set()
+    sampler.join()
+    if status != 0:
+        return {"mode": mode, "error": f"exit status {status}"}
+    figures = json.loads(out.decode().strip().splitlines()[-1])
+    return {"mode": mode, **figures, "max_rss_mb": usage.ru_maxrss / 1024, "tree_mb": peak / 2**20}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--logs", type=int, default=1_000_000)
+    ap.add_argument("--modes", default="whole,local")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--child")
+    ap.add_argument("--work", type=Path, help="reuse the month built in this directory")
+    args = ap.parse_args()
+    if args.child:
+        child(args.child, args.work, args.workers)
+        return
+    if args.work is not None:
+        work = args.work
+        print(f"reusing the month built in {work}")
+    else:
+        work = Path(tempfile.mkdtemp(prefix="reconcile-bench-engine-"))
+        t = time.perf_counter()
+        build(args.logs, work)
+        print(f"{args.logs:,} logs + ledger built in {time.perf_counter() - t:.1f} s ({work})")
+    head = f"{'runner':<8} {'total s':>8} {'stages s':>9} {'max RSS MB':>11} {'tree MB':>8}"
+    print(head + "  summary")
+    for mode in args.modes.split(","):
+        r = measure(mode, work, args.workers)
+        if "error" in r:
+            print(f"{mode:<8} {r['error']}")
+            continue
+        print(
+            f"{mode:<8} {r['total']:8.1f} {r['stages']:9.1f} {r['max_rss_mb']:11,.0f} "
+            f"{r['tree_mb']:8,.0f}  {str(r['summary_sha256'])[:16]}  findings {r['findings']:,}"
+        )
+        peaks = r["peaks"]
+        assert isinstance(peaks, dict)
+        print(
+            "         peak RSS so far (MB): " + ", ".join(f"{k} {v:,.0f}" for k, v in peaks.items())
+        )
+    print(f"load average: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()

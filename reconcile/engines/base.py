@@ -1,0 +1,189 @@
+"""The runner seam: what prices and matches a period's logs, on one machine or on a cluster.
+
+Every runner returns the same `Staged` (a `Pricing` and the findings frames before
+`findings.finalize`), so the report never knows which runner computed it. The stage code is
+the same pandas code everywhere: a runner decides only where each day partition runs.
+`stage_whole` is the reference, the period in one piece; `stage_partition` is one day; and
+`combine` joins day results into what the whole period would have given.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from reconcile.books.problems import unreadable_findings
+from reconcile.core.period import Period
+from reconcile.core.results import Ledger, Pricing
+from reconcile.core.schema import CONSUME
+from reconcile.match.invoice import match_invoice
+from reconcile.match.ledger import match_ledger
+from reconcile.pricing.rules import Rules
+from reconcile.pricing.stage import price_logs
+
+
+@dataclass
+class Staged:
+    """What the price and match stages give the report: pricing, and findings to finalize."""
+
+    pricing: Pricing
+    frames: list[pd.DataFrame]
+
+
+@dataclass
+class PartResult:
+    """One partition's pricing and ledger findings."""
+
+    pricing: Pricing
+    ledger_findings: pd.DataFrame | None
+
+
+class Runner(Protocol):
+    """Prices and matches the period's logs against the ledger or invoice."""
+
+    name: str
+
+    def stage(
+        self,
+        logs: pd.DataFrame,
+        ledger: Ledger | None,
+        invoice: Ledger | None,
+        period: Period,
+        rules: Rules,
+        id_scheme: str = "stable",
+    ) -> Staged: ...
+
+
+def stage_whole(
+    logs: pd.DataFrame,
+    ledger: Ledger | None,
+    invoice: Ledger | None,
+    period: Period,
+    rules: Rules,
+    id_scheme: str = "stable",
+) -> Staged:
+    """The whole period in one piece: the reference every runner must equal."""
+    pricing = price_logs(logs, rules, period.tz)
+    frames = [pricing.findings]
+    if ledger is not None:
+        frames += [
+            match_ledger(logs, ledger, period, rules, id_scheme),
+            unreadable_findings(ledger),
+        ]
+    if invoice is not None:
+        frames += [match_invoice(logs, invoice, period, rules), unreadable_findings(invoice)]
+    return Staged(pricing, frames)
+
+
+def stage_partition(
+    logs: pd.DataFrame,
+    ledger: Ledger | None,
+    period: Period,
+    rules: Rules,
+    request_ids: bool = False,
+    id_scheme: str = "stable",
+) -> PartResult:
+    """One partition: its logs priced, its ledger rows matched against its logs.
+
+    `request_ids`: whether any log of the whole period has a request id (the wording of a
+    row naming a missing request depends on it).
+    """
+    pricing = price_logs(logs, rules, period.tz)
+    found = None
+    if ledger is not None:
+        found = match_ledger(logs, ledger, period, rules, id_scheme, request_ids)
+    return PartResult(pricing, found)
+
+
+def combine(
+    parts: list[PartResult],
+    consume_positions: list[npt.NDArray[np.int64]],
+    logs: pd.DataFrame,
+    ledger: Ledger | None,
+    invoice: Ledger | None,
+    period: Period,
+    rules: Rules,
+    id_scheme: str = "stable",
+    ledger_whole: bool = False,
+) -> Staged:
+    """Join partition results into the whole period's: priced rows back in the logs' order.
+
+    An invoice bills sums over the whole period (per model, day, token), so it is matched once
+    against all logs; it reads a handful of columns and no partition alone could judge it.
+    """
+    positions = np.concatenate([*consume_positions, np.zeros(0, np.int64)])
+    priced_parts = [p.pricing.priced for p in parts]
+    priced = pd.concat(priced_parts, ignore_index=True) if parts else None
+    if priced is None:
+        priced = price_logs(logs.iloc[0:0], rules, period.tz).priced
+    priced = priced.iloc[np.argsort(positions, kind="stable")].reset_index(drop=True)
+    pricing_findings = [p.pricing.findings for p in parts if len(p.pricing.findings)]
+    pricing = Pricing(
+        priced=priced,
+        findings=(
+            pd.concat(pricing_findings, ignore_index=True)
+            if pricing_findings
+            else price_logs(logs.iloc[0:0], rules, period.tz).findings
+        ),
+        expected_quota=sum(p.pricing.expected_quota for p in parts),
+        warnings=merge_warnings([p.pricing.warnings for p in parts], rules),
+    )
+    frames = [pricing.findings]
+    if ledger is not None and ledger_whole:  # rows paired by content: see partition.py
+        frames.append(match_ledger(logs, ledger, period, rules, id_scheme))
+    elif ledger is not None:
+        frames += [p.ledger_findings for p in parts if p.ledger_findings is not None]
+    if ledger is not None:
+        frames.append(unreadable_findings(ledger))
+    if invoice is not None:
+        frames += [match_invoice(logs, invoice, period, rules), unreadable_findings(invoice)]
+    return Staged(pricing, frames)
+
+
+def consume_positions(logs: pd.DataFrame, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Positions (in the whole logs) of a partition's consume logs, in the partition's order."""
+    types = logs["type"].to_numpy(dtype=np.int64, na_value=0)[rows]
+    out: npt.NDArray[np.int64] = rows[types == CONSUME]
+    return out
+
+
+_SLOT = "\x00"  # where a warning's count goes; no warning text holds it
+_COUNT = re.compile(r"(\d+)( consume)? log\(s\)")
+
+
+def merge_warnings(per_part: list[list[str]], rules: Rules) -> list[str]:
+    """One warning per kind, its count the sum of the partitions' (as the whole run words it).
+
+    Pricing warns per rule ("rule 'x' (line 3): 12 log(s) ...") and once for unreadable
+    `other` fields; the same warning from several days becomes one with the total count, in
+    the rules' order, as `price_logs` over the whole period orders them.
+    """
+    totals: dict[str, int] = {}
+    for warnings in per_part:
+        for text in warnings:
+            found = _COUNT.search(text)
+            if found is None:
+                totals.setdefault(text, -1)
+                continue
+            template = text[: found.start(1)] + _SLOT + text[found.end(1) :]
+            totals[template] = totals.get(template, 0) + int(found.group(1))
+    prefixes = [f"rule {r.match!r} (line {r.line}):" for r in rules.models]
+
+    def rank(template: str) -> int:
+        for i, prefix in enumerate(prefixes):
+            if template.startswith(prefix):
+                return i
+        return len(prefixes)
+
+    ordered = sorted(totals, key=rank)
+    return [t if totals[t] < 0 else t.replace(_SLOT, str(totals[t]), 1) for t in ordered]
+
+
+def has_request_ids(logs: pd.DataFrame) -> bool:
+    """Whether any of the period's logs carries a request id (as match_ledger decides it)."""
+    return "request_id" in logs and bool(logs["request_id"].notna().any())

@@ -1,0 +1,234 @@
+"""Cutting a period's logs and ledger into day partitions that can be priced and matched apart.
+
+A partition is one local day of the period (in the period's time zone; the first and last may
+be part days when the period does not start or end at midnight). Pricing a log needs only
+that log, so logs go to the day they were created. Matching a ledger row needs the log it
+claims and every other row claiming the same log (the first by line wins, the rest are
+duplicates), so ledger rows are routed by what they claim, never by their own date:
+
+- a row that names a log (by log_id, or by request_id when it has no log_id) that is among the
+  logs goes to that log's partition, even when the books date it on another day;
+- a row that names no log goes, with every other row naming the same missing id, to the
+  partition of the date of the first of them (by line); a row with no date, or dated outside
+  the period, to the nearest end of the period.
+
+A ledger with rows that name no usable id (paired with logs by content, match.tolerant) is
+matched in one piece instead: such a row may pair with a log of a neighbouring day.
+
+The lookup mirrors match_ledger's exactly (the first log in the logs' order with that id or
+request id), so every partition judges its rows as the whole-period run judges them. Rows the
+ledger could not read claim logs too (their finding covers the log): they go along with the
+log they claim, and only to that partition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, time, timedelta
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from reconcile.core.period import Period
+from reconcile.core.results import Ledger
+
+IntArray = npt.NDArray[np.int64]
+
+
+def day_edges(period: Period) -> IntArray:
+    """Unix seconds of the period's start, each local midnight inside it, and its end."""
+    tz = period.tz
+    edges = [period.start_ts]
+    day = period.start.astimezone(tz).date()
+    while True:
+        day += timedelta(days=1)
+        midnight = int(datetime.combine(day, time(), tz).timestamp())
+        if midnight >= period.end_ts:
+            break
+        edges.append(midnight)
+    edges.append(period.end_ts)
+    return np.asarray(edges, dtype=np.int64)
+
+
+def part_of_time(seconds: IntArray, edges: IntArray) -> IntArray:
+    """Partition index of each time; times outside the period go to the nearest end."""
+    parts = np.searchsorted(edges, seconds, side="right").astype(np.int64) - 1
+    return np.clip(parts, 0, len(edges) - 2)
+
+
+class LogKeys:
+    """Where each log lives, found by id or request id as match_ledger finds them."""
+
+    def __init__(self, logs: pd.DataFrame, log_part: IntArray) -> None:
+        ids = logs["id"].to_numpy(dtype=np.int64)
+        self._order = np.argsort(ids, kind="stable").astype(np.int64)
+        self._sorted = ids[self._order]
+        self._part = log_part
+        self._requests: pd.Series | None = None
+        self.has_requests = False
+        if "request_id" in logs:
+            reqs = logs["request_id"].astype("string")
+            has = reqs.notna().to_numpy()
+            if has.any():
+                ser = pd.Series(
+                    np.flatnonzero(has).astype(np.int64),
+                    index=pd.Index(reqs[has].to_numpy(dtype=object), dtype="string"),
+                )
+                self._requests = ser[~ser.index.duplicated(keep="first")]
+                self.has_requests = True
+
+    def by_id(self, ids: IntArray) -> IntArray:
+        """Position of the first log with each id, -1 where none."""
+        out = np.full(len(ids), -1, dtype=np.int64)
+        if not len(self._sorted) or not len(ids):
+            return out
+        at = np.minimum(np.searchsorted(self._sorted, ids), len(self._sorted) - 1)
+        hit = self._sorted[at] == ids
+        out[hit] = self._order[at[hit]]
+        return out
+
+    def by_request(self, requests: pd.Series) -> IntArray:
+        """Position of the first log with each request id, -1 where none."""
+        if self._requests is None or not len(requests):
+            return np.full(len(requests), -1, dtype=np.int64)
+        index = self._requests
+        at = index.index.get_indexer(pd.Index(requests.to_numpy(dtype=object), dtype="string"))
+        at = np.asarray(at, dtype=np.int64)
+        values = index.to_numpy(dtype=np.int64)
+        return np.where(at >= 0, values[np.maximum(at, 0)], -1).astype(np.int64)
+
+    def claims(
+        self, rows: pd.DataFrame, ids_usable: bool
+    ) -> tuple[IntArray, npt.NDArray[np.bool_], pd.Series]:
+        """(claimed log position or -1, claims by log_id, request ids) of each ledger row.
+
+        As match_ledger: a log_id counts only when the gateway's ids are stable; else the
+        request id, when the period's logs carry request ids.
+        """
+        n = len(rows)
+        has_id = np.zeros(n, dtype=bool)
+        if "log_id" in rows and ids_usable:
+            has_id = rows["log_id"].notna().to_numpy()
+        if "request_id" in rows:
+            reqs = rows["request_id"].astype("string").reset_index(drop=True)
+        else:
+            reqs = pd.Series(pd.NA, index=range(n), dtype="string")
+        pos = np.full(n, -1, dtype=np.int64)
+        if has_id.any():
+            ids = rows["log_id"].to_numpy(dtype=np.int64, na_value=0)
+            pos[has_id] = self.by_id(ids[has_id])
+        by_req = ~has_id & reqs.notna().to_numpy() & self.has_requests
+        if by_req.any():
+            pos[by_req] = self.by_request(reqs[by_req])
+        return pos, has_id, reqs
+
+    def part(self, pos: IntArray) -> IntArray:
+        return np.where(pos >= 0, self._part[np.maximum(pos, 0)], -1).astype(np.int64)
+
+
+def by_content(rows: pd.DataFrame, keys: LogKeys, ids_usable: bool) -> bool:
+    """Whether any row would be paired with a log by its content (no usable id).
+
+    Such a row may pair with a log of any day near its own (match.tolerant), so the ledger
+    is then matched in one piece; pricing is still partitioned.
+    """
+    if not len(rows):
+        return False
+    keyed = np.zeros(len(rows), dtype=bool)
+    if "log_id" in rows and ids_usable:
+        keyed |= rows["log_id"].notna().to_numpy()
+    if "request_id" in rows and keys.has_requests:
+        keyed |= rows["request_id"].notna().to_numpy()
+    return not bool(keyed.all())
+
+
+def route_rows(rows: pd.DataFrame, keys: LogKeys, edges: IntArray, ids_usable: bool) -> IntArray:
+    """Partition of each ledger row (rows in any order; see the module docstring)."""
+    pos, has_id, reqs = keys.claims(rows, ids_usable)
+    part = keys.part(pos)
+    lost = np.flatnonzero(pos < 0)
+    if not len(lost):
+        return part
+    times = rows["created_at"].to_numpy(dtype=np.int64, na_value=np.iinfo(np.int64).min)
+    own = part_of_time(times[lost], edges)
+    line = rows["line"].to_numpy(dtype=np.int64)[lost]
+    ids = rows["log_id"].to_numpy(dtype=np.int64, na_value=0) if "log_id" in rows else None
+    # the key match_ledger groups duplicates by: the named id, else the named request id
+    named_req = reqs.notna().to_numpy()
+    key = pd.DataFrame(
+        {
+            # rows naming neither share match_ledger's key 0 with rows naming log_id 0
+            "kind": (has_id | ~named_req)[lost],
+            "id": ids[lost] if ids is not None else np.zeros(len(lost), np.int64),
+            "req": reqs.to_numpy(dtype=object)[lost],
+            "line": line,
+            "own": own,
+        }
+    )
+    key.loc[key["kind"], "req"] = None
+    key.loc[~key["kind"], "id"] = 0
+    first = key.sort_values("line", kind="stable").groupby(
+        ["kind", "id", "req"], dropna=False, sort=False
+    )["own"]
+    part[lost] = first.transform("first").to_numpy(dtype=np.int64)
+    return part
+
+
+def route_unreadable(unreadable: pd.DataFrame, keys: LogKeys, ids_usable: bool) -> IntArray:
+    """Partition of the log each unreadable row claims, -1 where it claims none."""
+    if not len(unreadable):
+        return np.zeros(0, dtype=np.int64)
+    frame = unreadable
+    if "log_id" not in frame and "request_id" not in frame:
+        return np.full(len(frame), -1, dtype=np.int64)
+    pos, _, _ = keys.claims(frame, ids_usable)
+    return keys.part(pos)
+
+
+@dataclass(frozen=True)
+class Partitions:
+    """Row positions of the logs and of the ledger's rows in each partition."""
+
+    edges: IntArray
+    logs: list[IntArray]
+    rows: list[IntArray]
+    unreadable: list[IntArray]
+    #: the ledger is matched in one piece (rows paired by content), not per partition
+    ledger_whole: bool = False
+
+    def __len__(self) -> int:
+        return len(self.logs)
+
+    def ledger(self, ledger: Ledger, i: int) -> Ledger:
+        """The ledger with only partition `i`'s rows (readable and unreadable)."""
+        return replace(
+            ledger,
+            rows=ledger.rows.iloc[self.rows[i]].reset_index(drop=True),
+            unreadable=ledger.unreadable.iloc[self.unreadable[i]].reset_index(drop=True),
+        )
+
+
+def partition(
+    logs: pd.DataFrame, ledger: Ledger | None, period: Period, id_scheme: str = "stable"
+) -> Partitions:
+    """Split the logs by local day and route the ledger's rows to the logs they claim."""
+    edges = day_edges(period)
+    n = len(edges) - 1
+    log_part = part_of_time(logs["created_at"].to_numpy(dtype=np.int64), edges)
+
+    def groups(part: IntArray) -> list[IntArray]:
+        order = np.argsort(part, kind="stable").astype(np.int64)
+        bounds = np.searchsorted(part[order], np.arange(n + 1))
+        return [order[bounds[i] : bounds[i + 1]] for i in range(n)]
+
+    empty = [np.zeros(0, dtype=np.int64) for _ in range(n)]
+    if ledger is None:
+        return Partitions(edges, groups(log_part), empty, empty)
+    keys = LogKeys(logs, log_part)
+    ids_usable = id_scheme == "stable"
+    if by_content(ledger.rows, keys, ids_usable):
+        return Partitions(edges, groups(log_part), empty, empty, ledger_whole=True)
+    rows = groups(route_rows(ledger.rows, keys, edges, ids_usable))
+    bad = route_unreadable(ledger.unreadable, keys, ids_usable)
+    return Partitions(edges, groups(log_part), rows, groups(bad) if len(bad) else empty)

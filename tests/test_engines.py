@@ -1,0 +1,195 @@
+"""Day partitions give the verdict the whole month gives: same summary.json, same findings.
+
+Partitioned locally, in a process pool, or on Spark in local mode (two cores, loopback).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from conftest import Gateway, run_cli
+from match_helpers import fixture_rules, make_logs, period, write
+from pydantic import SecretStr
+
+from reconcile import pipeline
+from reconcile.books.ledger import load_ledger
+from reconcile.core.findings import finalize
+from reconcile.core.period import Period, parse_period
+from reconcile.demo import run as demo
+from reconcile.engines import LocalRunner, WholeRunner
+from reconcile.engines.base import Runner
+from reconcile.engines.partition import day_edges, partition
+from reconcile.engines.spark import SparkRunner
+from reconcile.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def demo_snapshot(demo_gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo month fetched once from the built-in gateway and stored as a snapshot."""
+    settings = Settings(
+        base_url=demo_gateway.url,
+        api_keys=SecretStr(",".join(demo_gateway.keys)),
+        timezone=demo.TIMEZONE,
+        rules=demo.FILES.rules,
+    )
+    out = tmp_path_factory.mktemp("fetched")
+    result = pipeline.fetch_period(settings, _demo_period())
+    return pipeline.write_fetch(result, out)
+
+
+def _demo_period() -> Period:
+    return parse_period(demo.PERIOD, None, None, demo.TIMEZONE)
+
+
+def _request(snapshot: Path | None) -> pipeline.RunRequest:
+    return pipeline.RunRequest(
+        period=_demo_period(),
+        rules=demo.FILES.rules,
+        ledger=demo.FILES.ledger,
+        from_snapshot=snapshot,
+    )
+
+
+def run_report(snapshot: Path, runner: Runner, out: Path) -> dict[str, bytes]:
+    settings = Settings(timezone=demo.TIMEZONE, rules=demo.FILES.rules)
+    result = pipeline.compute(settings, _request(snapshot), runner=runner)
+    written = pipeline.write_report(result, out)
+    return {role: written[role].read_bytes() for role in ("summary", "discrepancies")}
+
+
+def test_demo_partitioned_by_day_writes_the_same_summary_as_the_whole_month(
+    demo_snapshot: Path, tmp_path: Path
+) -> None:
+    whole = run_report(demo_snapshot, WholeRunner(), tmp_path / "whole")
+    days = run_report(demo_snapshot, LocalRunner(workers=1), tmp_path / "days")
+    pool = run_report(demo_snapshot, LocalRunner(workers=2), tmp_path / "pool")
+    assert b'"missing_in_ledger"' in whole["summary"]  # the demo plants findings to compare
+    assert days == whole
+    assert pool == whole
+
+
+def test_period_days_follow_the_period_time_zone() -> None:
+    edges = day_edges(period())  # October 2026 in Asia/Shanghai: 31 local midnights
+    assert len(edges) == 32
+    assert all(int(b - a) == 86400 for a, b in itertools.pairwise(edges))
+    assert int(edges[0]) == period().start_ts
+
+
+LEDGER = """log_id,request_id,created_at,type,model_name,quota
+1,,2026-10-02T00:00:20+08:00,consume,gpt-4o,100
+,req-2,2026-10-01T23:59:59+08:00,consume,gpt-4o,250
+1,,2026-10-09T12:00:00+08:00,consume,gpt-4o,100
+77,,2026-10-03T08:00:00+08:00,consume,gpt-4o,40
+77,,2026-10-20T08:00:00+08:00,consume,gpt-4o,40
+,req-gone,2026-10-04T08:00:00+08:00,consume,gpt-4o,9
+,req-gone,2026-10-21T08:00:00+08:00,consume,gpt-4o,9
+3,,2026-11-01T00:00:01+08:00,consume,gpt-4o,70
+3,,2026-10-15T00:00:01+08:00,consume,gpt-4o,70
+"""
+
+
+def test_ledger_rows_meet_their_log_across_midnight_and_are_judged_as_in_one_piece(
+    tmp_path: Path,
+) -> None:
+    # log 1 is logged at 23:59:50 on the 1st, booked on the 2nd (clock skew), and booked
+    # again on the 9th; log 2 is claimed by request id from the day before; log id 77 and
+    # request req-gone name no log, each twice on different days; log 3's first row is
+    # dated after the period, its second inside it.
+    logs = make_logs(
+        [
+            {"id": 1, "created_at": "2026-10-01 23:59:50", "quota": 100, "request_id": "req-1"},
+            {"id": 2, "created_at": "2026-10-02 00:00:03", "quota": 200, "request_id": "req-2"},
+            {"id": 3, "created_at": "2026-10-31 23:59:59", "quota": 70, "request_id": "req-3"},
+            {"id": 4, "created_at": "2026-10-12 09:00:00", "quota": 5, "request_id": "req-4"},
+        ]
+    )
+    rules = fixture_rules()
+    ledger = load_ledger(write(tmp_path, "ledger.csv", LEDGER), rules, period().tz)
+    parts = partition(logs, ledger, period())
+    assert sorted(int(r) for r in parts.rows[0]) == [0, 2]  # log 1's rows go to the 1st
+    assert sorted(int(r) for r in parts.rows[1]) == [1]  # req-2 goes to log 2's day
+
+    whole = WholeRunner().stage(logs, ledger, None, period(), rules)
+    days = LocalRunner(workers=1).stage(logs, ledger, None, period(), rules)
+    a, b = finalize(whole.frames, rules), finalize(days.frames, rules)
+    pd.testing.assert_frame_equal(a, b)
+    cats = a.groupby("category", observed=True).size().to_dict()
+    assert cats == {
+        "amount_mismatch": 1,
+        "duplicate_ledger": 4,
+        "missing_in_ledger": 1,
+        "missing_in_logs": 2,
+        "out_of_period": 1,
+        "unpriced_model": 4,  # the logs name no model: not what this test is about
+    }
+    pd.testing.assert_frame_equal(whole.pricing.priced, days.pricing.priced)
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """One Spark session for the whole run, bound to loopback: starting one takes seconds."""
+    from pyspark.sql import SparkSession
+
+    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+    os.environ["PYSPARK_PYTHON"] = sys.executable  # the workers import this venv's packages
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("reconcile-tests")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .getOrCreate()
+    )
+    yield session
+    session.stop()
+
+
+def test_spark_local_mode_writes_the_local_runners_summary(
+    spark: Any, demo_snapshot: Path, tmp_path: Path
+) -> None:
+    local = run_report(demo_snapshot, LocalRunner(workers=1), tmp_path / "local")
+    on_spark = run_report(demo_snapshot, SparkRunner(scratch=tmp_path / "scratch"), tmp_path / "s")
+    assert b'"missing_in_ledger"' in local["summary"]
+    assert on_spark == local
+
+
+NO_IDS = """created_at,type,model_name,quota
+2026-10-02T00:00:20+08:00,consume,gpt-4o,100
+2026-10-02T00:00:04+08:00,consume,gpt-4o,200
+2026-10-12T09:00:00+08:00,consume,gpt-4o,6
+"""
+
+
+def test_a_ledger_without_ids_is_paired_by_content_across_midnight_as_in_one_piece(
+    tmp_path: Path,
+) -> None:
+    # rows without ids pair with logs by content and time, which may lie on another day:
+    # the ledger is then matched in one piece (the pricing still by day)
+    logs = make_logs(
+        [
+            {"id": 1, "created_at": "2026-10-01 23:59:50", "quota": 100, "model_name": "gpt-4o"},
+            {"id": 2, "created_at": "2026-10-02 00:00:03", "quota": 200, "model_name": "gpt-4o"},
+            {"id": 4, "created_at": "2026-10-12 09:00:00", "quota": 5, "model_name": "gpt-4o"},
+        ]
+    )
+    rules = fixture_rules()
+    ledger = load_ledger(write(tmp_path, "ledger.csv", NO_IDS), rules, period().tz)
+    assert partition(logs, ledger, period()).ledger_whole
+    whole = WholeRunner().stage(logs, ledger, None, period(), rules)
+    days = LocalRunner(workers=1).stage(logs, ledger, None, period(), rules)
+    a, b = finalize(whole.frames, rules), finalize(days.frames, rules)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_an_unknown_engine_is_exit_2_naming_the_flag() -> None:
+    ran = run_cli("run", "--period", "2026-10", "--engine", "dask", "--rules", demo.FILES.rules)
+    assert ran.code == 2
+    assert "--engine" in ran.stderr
