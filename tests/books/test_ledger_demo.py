@@ -94,3 +94,5 @@ def test_ledger_findings_say_which_key_matched_them(demo_gateway: Gateway, tmp_p
     missing = [f for f in found if f["category"] == "missing_in_ledger"]
     assert missing
     assert all(f["matched_on"] == "" for f in missing)
+    # the billing path is the pricing stage's: ledger findings leave it empty
+    assert {f["path"] for f in found if f["source"] == "ledger"} == {""}
