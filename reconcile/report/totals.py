@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from reconcile.core.money import exact_sum, quota_to_amount
@@ -117,15 +119,18 @@ def book_by_type(book: Ledger | None) -> dict[str, Count]:
 def counted_by(frame: pd.DataFrame, column: str, empty: str) -> dict[str, Count]:
     """Count and quota of `frame`'s rows by `column` (missing or blank: `empty`), the
     largest count first, then by name, so the same run always lists them alike."""
-    if not len(frame):
-        return {}
-    keys = (
-        frame[column].astype("string").fillna("").str.strip()
-        if column in frame
-        else pd.Series("", index=frame.index, dtype="string")
-    )
-    keys = keys.mask(keys == "", empty)
-    out = {str(k): _count(part) for k, part in frame.groupby(keys, sort=True)}
+    codes: npt.NDArray[np.intp] = np.full(len(frame), -1, dtype=np.intp)
+    names: list[str] = []
+    if column in frame:
+        codes, uniques = pd.factorize(frame[column])  # missing: -1
+        names = [str(u).strip() or empty for u in uniques]
+    quota = frame["quota"]
+    out: dict[str, Count] = {}
+    for name, rows in [*((n, codes == i) for i, n in enumerate(names)), (empty, codes < 0)]:
+        part = quota[rows]
+        if len(part):
+            was = out.get(name, Count(0, 0))
+            out[name] = Count(was.count + len(part), was.quota + exact_sum(part))
     return dict(sorted(out.items(), key=lambda kv: (-kv[1].count, kv[0])))
 
 
