@@ -163,12 +163,14 @@ def priced(log_df: pd.DataFrame) -> pd.DataFrame:
                 "diff_quota": None if expected is None else int(row.quota) - expected,
                 "status": status,
                 "reason": reason,
+                "path": "" if status == "unpriced" else "text",
+                "reason_code": "",
             }
         )
     df = pd.DataFrame(out)
     df["expected_quota"] = df["expected_quota"].astype("Int64")
     df["diff_quota"] = df["diff_quota"].astype("Int64")
-    for c in ("rule", "status", "reason"):
+    for c in ("rule", "status", "reason", "path", "reason_code"):
         df[c] = df[c].astype("string")
     return df
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from conftest import summary_errors
-from report_helpers import clean_result, empty_result, invoice_result, make_result
+from report_helpers import HOSTILE, clean_result, empty_result, invoice_result, make_result
 
 from reconcile.core.schema import CATEGORIES, CONSUME, REFUND, TOPUP
 from reconcile.report.summary import build_summary, summary_json, write_summary
@@ -109,6 +109,22 @@ def test_a_clean_run_without_a_ledger_has_zeros_and_passes() -> None:
     found = summary["discrepancies"]
     assert isinstance(found, dict)
     assert all(found[c]["count"] == 0 and found[c]["quota"] == 0 for c in CATEGORIES)
+
+
+def test_consume_logs_without_a_rule_are_counted_under_no_billing_path() -> None:
+    result = make_result()
+    summary = build_summary(result)
+    pricing = summary["pricing"]
+    assert isinstance(pricing, dict)
+    logs = result.fetch.logs
+    consume = logs[logs["type"] == CONSUME]
+    unpriced = consume["model_name"].isin(["claude-x", HOSTILE[3]])
+    assert pricing["logs_by_path"] == {
+        "text": {"count": int((~unpriced).sum()), "quota": int(consume[~unpriced]["quota"].sum())},
+        "none": {"count": int(unpriced.sum()), "quota": int(consume[unpriced]["quota"].sum())},
+    }
+    assert pricing["not_repriceable_by_reason"] == {}
+    assert summary_errors(summary) == []
 
 
 def test_an_invoice_stands_in_for_the_ledger() -> None:

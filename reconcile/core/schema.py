@@ -151,7 +151,8 @@ FINDING_COLUMNS: Final = list(FINDING_DTYPES)
 MONEY_COLUMNS: Final = ["diff_amount", "currency"]
 #: Columns added later, kept after the money columns so no earlier column moves.
 #: `matched_on`: the key a ledger finding's row was matched by: log_id | request_id | tolerant.
-TRAILING_DTYPES: Final[dict[str, str]] = {"matched_on": "string"}
+#: `path`: a pricing finding's billing path (reconcile.pricing.paths); NA for other stages.
+TRAILING_DTYPES: Final[dict[str, str]] = {"matched_on": "string", "path": "string"}
 TRAILING_COLUMNS: Final = list(TRAILING_DTYPES)
 #: Added by findings.finalize after the money columns (see findings.py for the sign convention):
 #: gateway − contract and gateway − books (Int64, NA where the finding makes no such

@@ -261,10 +261,12 @@ def findings(
     reasons: npt.NDArray[np.object_],
     errors: npt.NDArray[np.bool_],
     tz: ZoneInfo,
+    path: npt.NDArray[np.object_] | None = None,
 ) -> pd.DataFrame:
     """One finding per log that is not ok; explanations built a column at a time.
 
     `errors`: not re-priceable logs whose own record is broken, raised to severity error.
+    `path`: each log's billing path (None: none), shown on its finding.
     """
     rows = np.flatnonzero(status_all != 0)
     if not len(rows):
@@ -311,7 +313,12 @@ def findings(
             "diff_quota": at_stake,
             "explanation": _arrow_strings(explanation),
         }
+        | ({} if path is None else {"path": _blank_na(coded(path[rows]))})
     )
+
+
+def _blank_na(values: pd.Series) -> pd.Series:
+    return values.mask(values == "")
 
 
 def _saturated_abs(a: npt.NDArray[np.int64], b: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:

@@ -248,6 +248,7 @@ def price_logs(logs: pd.DataFrame, rules: Rules, tz: ZoneInfo) -> Pricing:
             out.reasons,
             broken,
             tz,
+            out.path,
         ),
         expected_quota=_safe_sum(out.expected[out.has_expected]),
         warnings=_warnings(L, out, int((other.state == UNREADABLE).sum()), rules, reasons),

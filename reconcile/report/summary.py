@@ -208,6 +208,8 @@ def build_summary(result: RunResult) -> dict[str, object]:
             "mismatch": _count(totals.mismatched),
             "unpriced": _count(totals.unpriced),
             "not_repriceable": _count(totals.not_repriceable),
+            "not_repriceable_by_reason": {k: c.count for k, c in totals.by_reason.items()},
+            "logs_by_path": {k: _count(c) for k, c in totals.by_path.items()},
         },
         "fetch": {
             "fetched_at": fetch.fetched_at.isoformat(),

@@ -8,10 +8,11 @@ from typing import Any
 from reconcile.core.findings import by_category
 from reconcile.core.money import display_amount
 from reconcile.core.results import RunResult
-from reconcile.core.schema import ACTION, CATEGORIES, EXPLAIN, SEVERITY
+from reconcile.core.schema import ACTION, CATEGORIES, EXPLAIN, NOT_REPRICEABLE, SEVERITY
+from reconcile.pricing.reasons import reason_text
 from reconcile.report.headline import SIGN_CONVENTION, compute_headline, verdict
 from reconcile.report.summary import category_amounts, failing_counts
-from reconcile.report.totals import Money, compute_totals
+from reconcile.report.totals import NO_PATH, Money, compute_totals
 from reconcile.report.xlsx import Book, print_setup, set_widths
 
 WIDTHS = [48, 14, 16, 20, 24, 24, 80]
@@ -266,6 +267,35 @@ def write_summary_sheet(
             )
     else:
         row(c(ws, "No ledger or invoice was given: only the pricing was checked.", "note"))
+    blank()
+
+    # ------------------------------------------------------------ billing paths, reasons
+    row(c(ws, "Consume logs by billing path", "section"))
+    header("Billing path (as new-api charged)", "Logs", "Quota", f"Amount ({cur})")
+    for name, part in totals.by_path.items():
+        label = f"{name} (no rule prices the model)" if name == NO_PATH else name
+        row(c(ws, label), quota(part.count), quota(part.quota), amount(part.quota))
+    if not totals.by_path:
+        row(c(ws, "No consume logs.", "note"))
+    blank()
+    block = category_cells.get(NOT_REPRICEABLE)
+    row(
+        c(ws, "Not re-priceable logs by reason", "section"),
+        book.link(ws, "their findings", discrepancies_sheet, block) if block else None,
+    )
+    header("Reason code", "Logs", "Quota", f"Amount ({cur})", "", "", "What it means")
+    for code, part in totals.by_reason.items():
+        row(
+            c(ws, code),
+            quota(part.count),
+            quota(part.quota),
+            amount(part.quota),
+            None,
+            None,
+            c(ws, reason_text(code), "wrap"),
+        )
+    if not totals.by_reason:
+        row(c(ws, "None: every log a rule prices was re-priced.", "note"))
     blank()
 
     # ------------------------------------------------------------ discrepancies

@@ -6,9 +6,11 @@ total is never a sum of rounded (or binary-float) amounts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from reconcile.core.money import exact_sum, quota_to_amount
@@ -17,6 +19,8 @@ from reconcile.core.schema import CONSUME, TYPE_CODES, TYPE_NAMES
 
 #: Re-pricing statuses (results.Pricing.priced["status"]).
 OK, MISMATCH, UNPRICED, NOT_REPRICEABLE = "ok", "mismatch", "unpriced", "not_repriceable"
+#: The billing path of a consume log no rule prices (pricing leaves its path empty).
+NO_PATH = "none"
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,10 @@ class Totals:
     book: Ledger | None  # the ledger, else the invoice, else None
     book_by_type: dict[str, Count]  # the book's rows by direction (an invoice is all consume)
     unreadable_rows: int  # ledger + invoice rows that could not be read
+    #: consume logs by billing path (priced["path"]; NO_PATH when no rule prices the model)
+    #: and not re-priceable logs by reason code: count and charged quota, largest count first
+    by_path: dict[str, Count] = field(default_factory=dict)
+    by_reason: dict[str, Count] = field(default_factory=dict)
 
     @property
     def net_spend(self) -> int:
@@ -90,7 +98,8 @@ def priced_with_charge(result: RunResult) -> pd.DataFrame:
         ["id", "created_at", "key_ref", "token_name", "model_name", "quota"],
     ]
     priced = result.pricing.priced
-    cols = [c for c in ("id", "rule", "expected_quota", "diff_quota", "status") if c in priced]
+    wanted = ("id", "rule", "expected_quota", "diff_quota", "status", "path", "reason_code")
+    cols = [c for c in wanted if c in priced]
     return consume.merge(priced[cols], on="id", how="left", validate="one_to_one")
 
 
@@ -105,6 +114,24 @@ def book_by_type(book: Ledger | None) -> dict[str, Count]:
     for name in out:
         out[name] = _count(rows[rows["type"] == TYPE_CODES[name]])
     return out
+
+
+def counted_by(frame: pd.DataFrame, column: str, empty: str) -> dict[str, Count]:
+    """Count and quota of `frame`'s rows by `column` (missing or blank: `empty`), the
+    largest count first, then by name, so the same run always lists them alike."""
+    codes: npt.NDArray[np.intp] = np.full(len(frame), -1, dtype=np.intp)
+    names: list[str] = []
+    if column in frame:
+        codes, uniques = pd.factorize(frame[column])  # missing: -1
+        names = [str(u).strip() or empty for u in uniques]
+    quota = frame["quota"]
+    out: dict[str, Count] = {}
+    for name, rows in [*((n, codes == i) for i, n in enumerate(names)), (empty, codes < 0)]:
+        part = quota[rows]
+        if len(part):
+            was = out.get(name, Count(0, 0))
+            out[name] = Count(was.count + len(part), was.quota + exact_sum(part))
+    return dict(sorted(out.items(), key=lambda kv: (-kv[1].count, kv[0])))
 
 
 def compute_totals(result: RunResult) -> Totals:
@@ -128,4 +155,10 @@ def compute_totals(result: RunResult) -> Totals:
         book=book,
         book_by_type=book_by_type(book),
         unreadable_rows=unreadable,
+        by_path=counted_by(joined, "path", NO_PATH),
+        by_reason=counted_by(
+            joined[status.eq(NOT_REPRICEABLE).fillna(False)] if status is not None else joined[:0],
+            "reason_code",
+            "unspecified",
+        ),
     )

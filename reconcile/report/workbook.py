@@ -52,6 +52,7 @@ REVIEW_LAYOUT: list[tuple[str, str, str]] = [
     ("explanation", "Explanation", "wrap"),
     ("diff_amount", "At stake", "amount_fine"),
     ("source", "Found by", "text"),
+    ("path", "Billing path", "text"),
     ("matched_on", "Matched on", "text"),
     ("request_id", "Request id", "text"),
     ("group", "Group", "text"),

@@ -42,9 +42,10 @@ def _check(out: Path, rows: int) -> None:
     assert summary["discrepancies"]["pricing_mismatch"]["count"] > 0  # the demo's own
     found = _findings(out)
     assert {f["source"] for f in found} == {"pricing"}
-    assert list(found[0]) == OUTPUT_COLUMNS  # matched_on added at the end
-    assert OUTPUT_COLUMNS[-1] == "matched_on"
+    assert list(found[0]) == OUTPUT_COLUMNS  # matched_on and path added at the end
+    assert OUTPUT_COLUMNS[-2:] == ["matched_on", "path"]
     assert {f["matched_on"] for f in found} == {""}  # no ledger finding, so no key
+    assert all(f["path"] for f in found if f["category"] == "pricing_mismatch")
 
 
 def test_ledgers_by_request_id_and_without_ids_match_the_demo_month_exactly(
@@ -93,3 +94,5 @@ def test_ledger_findings_say_which_key_matched_them(demo_gateway: Gateway, tmp_p
     missing = [f for f in found if f["category"] == "missing_in_ledger"]
     assert missing
     assert all(f["matched_on"] == "" for f in missing)
+    # the billing path is the pricing stage's: ledger findings leave it empty
+    assert {f["path"] for f in found if f["source"] == "ledger"} == {""}

@@ -13,7 +13,7 @@ from match_helpers import make_logs, period, ts, write
 from reconcile.books.ledger import load_ledger
 from reconcile.core.findings import by_category, finalize
 from reconcile.core.results import Ledger
-from reconcile.core.schema import FINDING_DTYPES, TRAILING_DTYPES
+from reconcile.core.schema import FINDING_DTYPES
 from reconcile.core.tolerance import allowance
 from reconcile.match.ledger import match_ledger
 from reconcile.pricing.rules import Rules, Tolerance
@@ -27,7 +27,7 @@ def ledger_of(tmp_path: Path, text: str, rules: Rules = RULES) -> Ledger:
 
 def match(logs: pd.DataFrame, ledger: Ledger, rules: Rules = RULES) -> pd.DataFrame:
     found = match_ledger(logs, ledger, period(), rules)
-    assert dict(found.dtypes.astype(str)) == {**FINDING_DTYPES, **TRAILING_DTYPES}
+    assert dict(found.dtypes.astype(str)) == {**FINDING_DTYPES, "matched_on": "string"}
     return found
 
 

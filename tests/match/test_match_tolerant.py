@@ -13,7 +13,7 @@ from match_helpers import make_logs, period, write
 
 from reconcile.books.ledger import load_ledger
 from reconcile.core.results import Ledger
-from reconcile.core.schema import FINDING_DTYPES, TRAILING_DTYPES
+from reconcile.core.schema import FINDING_DTYPES
 from reconcile.errors import InputError
 from reconcile.match import tolerant
 from reconcile.match.ledger import id_warnings, match_ledger
@@ -52,7 +52,7 @@ def match(
     logs: pd.DataFrame, ledger: Ledger, rules: Rules = RULES, id_scheme: str = "stable"
 ) -> pd.DataFrame:
     found = match_ledger(logs, ledger, period(), rules, id_scheme)
-    assert dict(found.dtypes.astype(str)) == {**FINDING_DTYPES, **TRAILING_DTYPES}
+    assert dict(found.dtypes.astype(str)) == {**FINDING_DTYPES, "matched_on": "string"}
     return found
 
 

@@ -433,8 +433,8 @@ def test_findings_carry_the_logs_identity_in_the_runs_time_zone() -> None:
         other=other(**TOKENS),
     )
     f = run([row]).findings
-    assert list(f.columns) == schema.FINDING_COLUMNS
-    assert f.dtypes.astype(str).to_dict() == schema.FINDING_DTYPES
+    assert list(f.columns) == [*schema.FINDING_COLUMNS, "path"]
+    assert f.dtypes.astype(str).to_dict() == {**schema.FINDING_DTYPES, "path": "string"}
     got = f.iloc[0]
     assert (got["source"], got["type"], got["log_id"], got["request_id"]) == (
         "pricing",
@@ -447,6 +447,7 @@ def test_findings_carry_the_logs_identity_in_the_runs_time_zone() -> None:
     assert (got["log_quota"], got["expected_quota"], got["diff_quota"]) == (9999, 1000, 8999)
     assert got["ledger_line"] is pd.NA
     assert got["ledger_quota"] is pd.NA
+    assert got["path"] == "text"
 
 
 def test_only_consume_logs_are_priced_and_totals_cover_priced_ones() -> None:
