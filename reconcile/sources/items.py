@@ -92,8 +92,29 @@ def columns(logs: list[Seen], key_ref: str, redact: Redactor) -> dict[str, Any]:
             arr = pa.array(cols[name], type=pa.large_string())
             out[name] = redact.arrow(arr) if name != "key_ref" else arr
         else:
-            out[name] = np.array(cols[name], dtype=dtype)
+            out[name] = _numbers(cols[name], dtype, name, ids)
     return out
+
+
+def _numbers(values: Sequence[Any], dtype: str, name: str, ids: list[int]) -> Any:
+    """A number column as NumPy, or a GatewayError naming the first log whose value the
+    column cannot hold (a quota of 2**63 or more is valid JSON, not a valid int64)."""
+    try:
+        return np.array(values, dtype=dtype)
+    except OverflowError:
+        info = np.iinfo(dtype)
+        for value, log_id in zip(values, ids, strict=True):
+            if not info.min <= value <= info.max:
+                raise _beyond(name, log_id, str(value)) from None
+        raise
+
+
+def _beyond(name: str, log_id: int | None, shown: str) -> GatewayError:
+    which = "a log" if log_id is None else f"log {log_id}"
+    return GatewayError(
+        f"{which} from the gateway has `{name}` {shown}, beyond a 64-bit integer "
+        "(the gateway's data cannot be read)"
+    )
 
 
 def logs_frame(chunks: list[dict[str, Any]]) -> tuple[pd.DataFrame, int]:
@@ -152,6 +173,8 @@ def to_int(value: Any, name: str, log_id: int | None, redact: Callable[[str], st
     if isinstance(value, int):
         return value
     if isinstance(value, float) and value.is_integer():
+        if not -(2**63) < value < 2**63:  # the JSON parser reads an integer beyond 64 bits
+            raise _beyond(name, log_id, f"{value:.0f}")  # as a float: no longer exact
         return int(value)
     if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
         return int(value.strip())

@@ -38,6 +38,9 @@ from reconcile.core.urls import origin
 from reconcile.errors import InputError
 from reconcile.sources.items import row_keys
 
+#: How a snapshot's log ids may be read (sources/engine.py names them when it fetches).
+ID_SCHEMES = ("stable", "mod1024", "position")
+
 SCHEMA_VERSION = 1
 KIND = "reconcile-snapshot"
 LOGS_FILE = "logs.parquet"
@@ -238,12 +241,16 @@ def read_snapshot(directory: Path) -> FetchResult:
         duplicates = int(counts["duplicates"])
         outside = int(counts["outside_window"])
         other = int(counts["other_types"])
-        base_url = str(manifest.get("base_url", ""))
-        source = str(manifest.get("source", "token"))
-        id_scheme = str(manifest.get("id_scheme", "stable"))
+        base_url = _text(manifest, "base_url", "")
+        source = _text(manifest, "source", "token")
+        id_scheme = _text(manifest, "id_scheme", "stable")
+        if id_scheme not in ID_SCHEMES:
+            raise ValueError(f"id_scheme {id_scheme!r} is none of {', '.join(ID_SCHEMES)}")
         stat = manifest.get("gateway_stat_quota")
         stat_quota = None if stat is None else int(stat)
-        warnings = [str(w) for w in manifest.get("warnings", [])]
+        warnings = manifest.get("warnings", [])
+        if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
+            raise TypeError("warnings is not a list of texts")
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise bad(f"incomplete or malformed manifest ({type(exc).__name__}: {exc})") from None
     if not isinstance(name, str) or Path(name).name != name or name.startswith("."):
@@ -281,6 +288,14 @@ def read_snapshot(directory: Path) -> FetchResult:
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise bad(f"malformed manifest counts ({type(exc).__name__}: {exc})") from None
     return result
+
+
+def _text(manifest: dict[str, Any], name: str, default: str) -> str:
+    """A text field of the manifest; any other type is a malformed manifest, not text."""
+    value = manifest.get(name, default)
+    if not isinstance(value, str):
+        raise TypeError(f"{name} is {type(value).__name__}, not text")
+    return value
 
 
 def _load_manifest(path: Path) -> dict[str, Any]:

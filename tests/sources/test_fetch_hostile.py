@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -179,3 +180,67 @@ def test_a_long_key_echoed_into_a_number_field_is_redacted_before_it_is_shortene
         fetch_logs(Settings(base_url=srv.url), PERIOD, [ApiKey.of(long_key)])
     assert "`quota` not an integer" in str(err.value)
     assert "LLLLLLLL" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("quota", 2**63),
+        ("quota", 2**64 - 1),
+        ("prompt_tokens", 2**63),
+        ("completion_tokens", 2**70),
+        ("quota", -(2**63) - 1),
+    ],
+)
+def test_a_number_beyond_64_bits_from_the_gateway_is_one_line_and_exit_3(
+    tmp_path: Path, field: str, value: int
+) -> None:
+    # Regression: valid JSON, not a valid int64: an OverflowError (exit 70) at ingest, and
+    # -(2**63) - 1 (parsed as a float) silently read as -(2**63).
+    store = store_of(5)
+    store.insert(KEY_A, created_at=PERIOD.start_ts + 50, **{field: value})
+    with GatewayServer(store) as srv:
+        env = {"RECONCILE_BASE_URL": srv.url, "RECONCILE_API_KEYS": KEY_A}
+        ran = run_cli(
+            "fetch",
+            "--period",
+            "2026-10",
+            "--tz",
+            "Asia/Shanghai",
+            "--out",
+            tmp_path / "out",
+            env=env,
+            cwd=tmp_path,
+        )
+    assert ran.code == 3, ran.stderr
+    errors = [line for line in ran.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1
+    assert errors[0].startswith(f"error: log 6 from the gateway has `{field}` ")
+    assert errors[0].endswith("beyond a 64-bit integer (the gateway's data cannot be read)")
+    assert "Traceback" not in ran.stderr
+
+
+def test_a_quota_of_2_63_minus_1_from_the_gateway_is_summed_exactly(tmp_path: Path) -> None:
+    store = store_of(5)
+    store.insert(KEY_A, created_at=PERIOD.start_ts + 50, quota=2**63 - 1)
+    rules = Path(__file__).parents[2] / "rules" / "default.toml"
+    with GatewayServer(store) as srv:
+        env = {"RECONCILE_BASE_URL": srv.url, "RECONCILE_API_KEYS": KEY_A}
+        ran = run_cli(
+            "run",
+            "--period",
+            "2026-10",
+            "--tz",
+            "Asia/Shanghai",
+            "--rules",
+            rules,
+            "--out",
+            tmp_path / "out",
+            env=env,
+            cwd=tmp_path,
+        )
+        rows = store.between([KEY_A], PERIOD.start_ts, PERIOD.end_ts - 1)
+        want = sum(int(r["quota"]) for r in rows if r["type"] == 2)
+    assert ran.code in (0, 1), ran.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["logs"]["consume"]["quota"] == want > 2**63 - 1  # never wrapped negative

@@ -267,7 +267,15 @@ def test_a_snapshot_written_before_sources_existed_reads_as_token_and_stable(
 
 @pytest.mark.parametrize(
     ("path", "value"),
-    [(("counts", "by_type"), ["consume"]), (("counts",), 7), (("period",), "2026-10")],
+    [
+        (("counts", "by_type"), ["consume"]),
+        (("counts",), 7),
+        (("period",), "2026-10"),
+        (("source",), ["token"]),  # before: read as the text "['token']"
+        (("id_scheme",), 4),  # before: read as the scheme "4"
+        (("base_url",), {"a": 1}),
+        (("warnings",), "one warning"),  # before: one warning per character
+    ],
 )
 def test_a_manifest_field_of_the_wrong_type_is_an_input_error(
     tmp_path: Path, path: tuple[str, ...], value: object
@@ -282,3 +290,10 @@ def test_a_manifest_field_of_the_wrong_type_is_an_input_error(
     (tmp_path / MANIFEST_FILE).write_text(json.dumps(manifest), encoding="utf-8")
     with pytest.raises(InputError, match="manifest"):
         read_snapshot(tmp_path)
+
+
+def test_every_id_scheme_the_fetcher_writes_is_read_back() -> None:
+    from reconcile.sources.engine import SCHEME_RANK
+    from reconcile.sources.snapshot import ID_SCHEMES
+
+    assert set(ID_SCHEMES) == set(SCHEME_RANK)
