@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -388,3 +389,27 @@ def _verify_counts(
     inside = logs["created_at"].between(period.start_ts, period.end_ts - 1)
     if not inside.all():
         raise bad(f"{int((~inside).sum())} logs lie outside the period {period.label}")
+    _verify_windows(result, bad)
+
+
+def _verify_windows(result: FetchResult, bad: Any) -> None:
+    """Every log lies in one window of its key, and no window holds more logs than the ids it
+    records: a window's `ids` is what the completeness proof rests on, so logs it does not
+    account for mean the manifest describes another read than these logs."""
+    logs = result.logs
+    if not result.windows:
+        return
+    covered = np.zeros(len(logs), dtype=bool)
+    times = logs["created_at"].to_numpy()
+    keys = logs["key_ref"].astype(str).to_numpy()
+    for w in result.windows:
+        here = (keys == w.key_ref) & (times >= w.start) & (times <= w.end)
+        held = int(here.sum())
+        if held > w.ids:
+            raise bad(
+                f"window {w.start}..{w.end} of {w.key_ref}: the manifest records {w.ids} ids "
+                f"but the logs file holds {held} logs in it"
+            )
+        covered |= here
+    if not covered.all():
+        raise bad(f"{int((~covered).sum())} logs lie in no window the manifest records")

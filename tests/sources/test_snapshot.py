@@ -237,7 +237,15 @@ def test_position_ids_repeat_and_still_round_trip_with_row_keys(tmp_path: Path) 
     logs.loc[1, [c for c in LOG_COLUMNS if c not in ("id",)]] = logs.loc[
         0, [c for c in LOG_COLUMNS if c not in ("id",)]
     ].to_numpy()  # two logs of identical content: two logs, two keys
-    result = replace(fetch_result(), logs=logs, id_scheme="position")
+    base = fetch_result()
+    windows = [  # the copied log moved a row between windows: the read recorded as it was
+        replace(w, ids=n, total=n)
+        for w in base.windows
+        for n in [
+            int(((logs["key_ref"] == w.key_ref) & logs["created_at"].between(w.start, w.end)).sum())
+        ]
+    ]
+    result = replace(base, logs=logs, windows=windows, id_scheme="position")
     back = read_snapshot(write_snapshot(result, tmp_path))
     assert len(back.logs) == 40
     assert back.logs["row_key"].is_unique
@@ -297,3 +305,22 @@ def test_every_id_scheme_the_fetcher_writes_is_read_back() -> None:
     from reconcile.sources.snapshot import ID_SCHEMES
 
     assert set(ID_SCHEMES) == set(SCHEME_RANK)
+
+
+@pytest.mark.parametrize("field", ["ids", "start"])
+def test_window_records_that_do_not_account_for_the_logs_are_refused(
+    tmp_path: Path, field: str
+) -> None:
+    """A rehashed manifest whose windows no longer describe the logs (a window holding more
+    logs than the ids it records, or logs no window covers) is not read as complete."""
+    write_snapshot(fetch_result(), tmp_path)
+    manifest = manifest_of(tmp_path)
+    first = manifest["windows"][0]
+    if field == "ids":
+        first["ids"] -= 1
+    else:
+        first["start_ts"] += 1  # the window no longer covers its first second
+    manifest["content_sha256"] = _content_hash(manifest)
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(InputError, match=r"window"):
+        read_snapshot(tmp_path)
