@@ -60,9 +60,12 @@ def consume_logs(draw: st.DrawFn) -> dict[str, Any]:
     anthropic = draw(st.booleans())
     if anthropic:
         fields["usage_semantic"] = "anthropic"
-        if draw(st.booleans()):
+        if draw(st.booleans()):  # split by lifetime: new-api logs the total beside its parts
             fields["cache_creation_tokens_5m"] = draw(st.integers(0, top // 10))
             fields["cache_creation_tokens_1h"] = draw(st.integers(0, top // 10))
+            fields["cache_creation_tokens"] = (
+                fields["cache_creation_tokens_5m"] + fields["cache_creation_tokens_1h"]
+            )
     return log(
         model_name=draw(st.sampled_from(MODELS)),
         group=draw(st.sampled_from(["default", "vip", "odd", "unlisted"])),
