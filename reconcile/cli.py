@@ -9,15 +9,13 @@ import os
 import signal
 import sys
 import traceback
-from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from pydantic import SecretStr
 
 from reconcile import __version__, pipeline
-from reconcile.core.money import display_amount
 from reconcile.core.period import Period, parse_period
 from reconcile.core.redact import RedactingFilter, Redactor
 from reconcile.core.results import RunResult
@@ -143,66 +141,6 @@ def _period(period: str | None, start: str | None, end: str | None, tz: str) -> 
     return parse_period(period, start, end, tz)
 
 
-def _money(summary: dict[str, Any], amount: object) -> str:
-    cur = str(summary["currency"]["code"])
-    return display_amount(Decimal(str(amount)), cur)
-
-
-def _report(summary: dict[str, Any], written: dict[str, Path], quiet: bool) -> None:
-    """A short verdict on stdout: what a person at a terminal or a CI log needs to see.
-
-    Quota and money side by side; signed figures are gateway minus contract / books.
-    """
-    p = summary["period"]
-    head = summary["headline"]
-    line = f"{summary['verdict']}  {summary['label']}  [{p['start']} .. {p['end']}) {p['timezone']}"
-    if summary["open_period"]["open"]:
-        line += f"  (open period: logs read at {summary['open_period']['cut_off']})"
-    typer.echo(line)
-    if quiet:  # the verdict and what the reviewer must know, nothing else
-        for warning in summary["warnings"]:
-            typer.echo(f"  warning: {warning}")
-        return
-    amounts = summary["amounts"]
-    for name in ("consume", "refund", "topup", "error"):
-        t = summary["logs"][name]
-        money = _money(summary, amounts[name]) if name in amounts else ""
-        typer.echo(f"  {name:<9} {t['count']:>9,} logs {t['quota']:>18,} quota  {money:>18}")
-    typer.echo(
-        f"  {'expected':<9} {'':>14} {summary['expected_quota']:>18,} quota  "
-        f"{_money(summary, amounts['expected']):>18} (rules)"
-    )
-    ledger = summary["ledger"]
-    if ledger["kind"] != "none":
-        typer.echo(
-            f"  {ledger['kind']:<9} {ledger['rows']:>9,} rows {ledger['quota']:>18,} quota  "
-            f"{_money(summary, amounts['ledger']):>18}"
-        )
-    over = head["contract"]["overcharged"]
-    typer.echo(
-        f"  contract overcharged: {over['count']:,} logs, {_money(summary, over['amount'])}; "
-        f"net {_money(summary, head['contract']['net']['amount'])} (gateway − contract)"
-    )
-    if head["books"] is not None:
-        books = head["books"]
-        typer.echo(
-            f"  books vs gateway (net spend): {_money(summary, books['net']['amount'])}; "
-            f"top-ups not booked {_money(summary, books['topups_not_booked']['amount'])}, "
-            f"refunds not booked {_money(summary, books['refunds_not_booked']['amount'])}"
-        )
-    typer.echo(f"  not checked (no rule): {_money(summary, head['unchecked']['amount'])}")
-    typer.echo("  findings:")
-    for cat, entry in summary["by_category"].items():
-        typer.echo(
-            f"    {cat:<18} {entry['severity']:<8} {entry['count']:>7,} "
-            f"{entry['quota_at_stake']:>16,} quota {_money(summary, entry['amount_at_stake']):>16}"
-        )
-    for warning in summary["warnings"]:
-        typer.echo(f"  warning: {warning}")
-    for role, path in written.items():
-        typer.echo(f"  {role:<13} {path}")
-
-
 def _run(
     settings: Settings,
     request: pipeline.RunRequest,
@@ -210,7 +148,9 @@ def _run(
     junit: Path | None,
     quiet: bool = False,
 ) -> RunResult:
-    from reconcile.report.summary import build_summary  # loaded only when a report is written
+    # loaded only when a report is written
+    from reconcile.report.console import verdict_lines
+    from reconcile.report.summary import build_summary
 
     planned = out or (request.period and pipeline.default_out_dir(request.period))
     if planned:
@@ -220,7 +160,8 @@ def _run(
     summary = build_summary(result)
     out_dir = out or pipeline.default_out_dir(result.period)
     written = pipeline.write_report(result, out_dir, junit, summary=summary)
-    _report(summary, written, quiet)
+    for line in verdict_lines(summary, written, quiet):
+        typer.echo(line)
     return result
 
 
