@@ -24,37 +24,16 @@ log they claim, and only to that partition.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime, time, timedelta
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from reconcile.core.logstore import day_edges, part_of_time
 from reconcile.core.period import Period
 from reconcile.core.results import Ledger
 
 IntArray = npt.NDArray[np.int64]
-
-
-def day_edges(period: Period) -> IntArray:
-    """Unix seconds of the period's start, each local midnight inside it, and its end."""
-    tz = period.tz
-    edges = [period.start_ts]
-    day = period.start.astimezone(tz).date()
-    while True:
-        day += timedelta(days=1)
-        midnight = int(datetime.combine(day, time(), tz).timestamp())
-        if midnight >= period.end_ts:
-            break
-        edges.append(midnight)
-    edges.append(period.end_ts)
-    return np.asarray(edges, dtype=np.int64)
-
-
-def part_of_time(seconds: IntArray, edges: IntArray) -> IntArray:
-    """Partition index of each time; times outside the period go to the nearest end."""
-    parts = np.searchsorted(edges, seconds, side="right").astype(np.int64) - 1
-    return np.clip(parts, 0, len(edges) - 2)
 
 
 class LogKeys:
