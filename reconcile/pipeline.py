@@ -17,7 +17,8 @@ from reconcile.books.invoice import load_invoice
 from reconcile.books.ledger import load_ledger
 from reconcile.core import findings as findings_mod
 from reconcile.core.atomic import atomic_directory, atomic_write_text, check_replaceable
-from reconcile.core.identity import with_unique_ids
+from reconcile.core.identity import UniqueIds, with_unique_ids
+from reconcile.core.logstore import FrameStore
 from reconcile.core.period import Period
 from reconcile.core.results import FetchResult, InputFile, Ledger, RunResult
 from reconcile.engines import Runner, choose_runner
@@ -124,13 +125,15 @@ def compute(
 
     if snapshot_input is not None:
         inputs.append(snapshot_input)
-    fetched = with_unique_ids(
-        snapshot if snapshot is not None else fetch_period(settings, period, progress)
-    )
+    fetched = snapshot if snapshot is not None else fetch_period(settings, period, progress)
+    # the stages read the logs a day at a time (core/logstore.py), ids as core/identity.py
+    # numbers them; the report still reads the month's logs whole
+    store = UniqueIds(FrameStore(fetched.logs, period), fetched.id_scheme)
+    fetched = with_unique_ids(fetched)
 
     # engines: price and match run through the chosen runner (reconcile/engines/)
     staged = (runner or choose_runner(settings)).stage(
-        fetched.logs, ledger, invoice, period, rules, fetched.id_scheme
+        store, ledger, invoice, rules, fetched.id_scheme
     )
     pricing, frames = staged.pricing, staged.frames
     frames.append(findings_mod.open_period(period, fetched.fetched_at))
@@ -156,7 +159,11 @@ def compute(
         invoice=invoice,
         warnings=[
             *fetched.warnings,
-            *(id_warnings(fetched.logs, ledger, fetched.id_scheme) if ledger is not None else []),
+            *(
+                id_warnings(store.columns(["request_id"]), ledger, fetched.id_scheme)
+                if ledger is not None
+                else []
+            ),
             *pricing.warnings,
         ],
     )

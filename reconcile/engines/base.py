@@ -10,17 +10,17 @@ the same pandas code everywhere: a runner decides only where each day partition 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Protocol
 
-import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
 from reconcile.books.problems import unreadable_findings
+from reconcile.core.logstore import LogStore
 from reconcile.core.period import Period
 from reconcile.core.results import Ledger, Pricing
-from reconcile.core.schema import CONSUME
+from reconcile.core.schema import LOG_COLUMNS, empty_logs
 from reconcile.match.invoice import match_invoice
 from reconcile.match.ledger import match_ledger
 from reconcile.pricing.rules import Rules
@@ -50,24 +50,36 @@ class Runner(Protocol):
 
     def stage(
         self,
-        logs: pd.DataFrame,
+        store: LogStore,
         ledger: Ledger | None,
         invoice: Ledger | None,
-        period: Period,
         rules: Rules,
         id_scheme: str = "stable",
     ) -> Staged: ...
 
 
+#: What matching reads of a log (never `content` or `other`, the bulk of a log's bytes).
+MATCH_COLUMNS = [c for c in LOG_COLUMNS if c not in ("content", "other")]
+#: What an invoice is matched on: sums per model, day and token.
+INVOICE_COLUMNS = ["created_at", "type", "model_name", "token_name", "quota"]
+
+
+def month(store: LogStore, columns: list[str] | None = None) -> pd.DataFrame:
+    """The whole period's logs in the store's order (the reference run; small months)."""
+    days = [store.day(i, columns) for i in range(store.days)]
+    return pd.concat(days, ignore_index=True) if days else empty_logs()
+
+
 def stage_whole(
-    logs: pd.DataFrame,
+    store: LogStore,
     ledger: Ledger | None,
     invoice: Ledger | None,
-    period: Period,
     rules: Rules,
     id_scheme: str = "stable",
 ) -> Staged:
     """The whole period in one piece: the reference every runner must equal."""
+    period = store.period
+    logs = month(store)
     pricing = price_logs(logs, rules, period.tz)
     frames = [pricing.findings]
     if ledger is not None:
@@ -102,54 +114,47 @@ def stage_partition(
 
 def combine(
     parts: list[PartResult],
-    consume_positions: list[npt.NDArray[np.int64]],
-    logs: pd.DataFrame,
+    store: LogStore,
     ledger: Ledger | None,
     invoice: Ledger | None,
-    period: Period,
     rules: Rules,
     id_scheme: str = "stable",
     ledger_whole: bool = False,
 ) -> Staged:
-    """Join partition results into the whole period's: priced rows back in the logs' order.
+    """Join the days' results (in day order) into the whole period's.
 
     An invoice bills sums over the whole period (per model, day, token), so it is matched once
-    against all logs; it reads a handful of columns and no partition alone could judge it.
+    against a handful of columns of all logs; no partition alone could judge it. A ledger
+    paired by content is matched once, against every column but `content` and `other`.
     """
-    positions = np.concatenate([*consume_positions, np.zeros(0, np.int64)])
+    period = store.period
+    empty = price_logs(empty_logs(), rules, period.tz)
     priced_parts = [p.pricing.priced for p in parts]
-    priced = pd.concat(priced_parts, ignore_index=True) if parts else None
-    if priced is None:
-        priced = price_logs(logs.iloc[0:0], rules, period.tz).priced
-    priced = priced.iloc[np.argsort(positions, kind="stable")].reset_index(drop=True)
+    priced = pd.concat(priced_parts, ignore_index=True) if parts else empty.priced
     pricing_findings = [p.pricing.findings for p in parts if len(p.pricing.findings)]
+    reasons: Counter[str] = Counter()
+    for p in parts:
+        reasons.update(p.pricing.not_repriceable_reasons)
     pricing = Pricing(
         priced=priced,
         findings=(
-            pd.concat(pricing_findings, ignore_index=True)
-            if pricing_findings
-            else price_logs(logs.iloc[0:0], rules, period.tz).findings
+            pd.concat(pricing_findings, ignore_index=True) if pricing_findings else empty.findings
         ),
         expected_quota=sum(p.pricing.expected_quota for p in parts),
         warnings=merge_warnings([p.pricing.warnings for p in parts], rules),
+        not_repriceable_reasons=dict(sorted(reasons.items())),
     )
     frames = [pricing.findings]
     if ledger is not None and ledger_whole:  # rows paired by content: see partition.py
-        frames.append(match_ledger(logs, ledger, period, rules, id_scheme))
+        frames.append(match_ledger(store.columns(MATCH_COLUMNS), ledger, period, rules, id_scheme))
     elif ledger is not None:
         frames += [p.ledger_findings for p in parts if p.ledger_findings is not None]
     if ledger is not None:
         frames.append(unreadable_findings(ledger))
     if invoice is not None:
+        logs = store.columns(INVOICE_COLUMNS)
         frames += [match_invoice(logs, invoice, period, rules), unreadable_findings(invoice)]
     return Staged(pricing, frames)
-
-
-def consume_positions(logs: pd.DataFrame, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """Positions (in the whole logs) of a partition's consume logs, in the partition's order."""
-    types = logs["type"].to_numpy(dtype=np.int64, na_value=0)[rows]
-    out: npt.NDArray[np.int64] = rows[types == CONSUME]
-    return out
 
 
 _SLOT = "\x00"  # where a warning's count goes; no warning text holds it
@@ -182,8 +187,3 @@ def merge_warnings(per_part: list[list[str]], rules: Rules) -> list[str]:
 
     ordered = sorted(totals, key=rank)
     return [t if totals[t] < 0 else t.replace(_SLOT, str(totals[t]), 1) for t in ordered]
-
-
-def has_request_ids(logs: pd.DataFrame) -> bool:
-    """Whether any of the period's logs carries a request id (as match_ledger decides it)."""
-    return "request_id" in logs and bool(logs["request_id"].notna().any())

@@ -1,8 +1,9 @@
 """The default runner: the period's days priced and matched one by one, here or in a pool.
 
-The stages' working memory follows the largest day, not the month: the stage code builds its
-intermediate tables (parsed `other` fields, token columns, lookups, wording) for one day at a
-time. With `workers` > 1 at most that many days are in flight, each in its own process.
+Memory follows the largest day, not the month: a day's logs are read from the store, priced
+and matched against the ledger rows routed to that day, and dropped before the next day is
+read; of the whole period only the logs' ids and request ids are held (to route the ledger).
+With `workers` > 1 at most that many days are in flight, each in its own process.
 """
 
 from __future__ import annotations
@@ -14,17 +15,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from reconcile.core.period import Period
+from reconcile.core.logstore import LogStore
 from reconcile.core.results import Ledger
-from reconcile.engines.base import (
-    PartResult,
-    Staged,
-    combine,
-    consume_positions,
-    has_request_ids,
-    stage_partition,
-    stage_whole,
-)
+from reconcile.engines.base import PartResult, Staged, combine, stage_partition, stage_whole
 from reconcile.engines.partition import partition
 from reconcile.pricing.rules import Rules
 
@@ -44,47 +37,39 @@ class LocalRunner:
 
     def stage(
         self,
-        logs: pd.DataFrame,
+        store: LogStore,
         ledger: Ledger | None,
         invoice: Ledger | None,
-        period: Period,
         rules: Rules,
         id_scheme: str = "stable",
     ) -> Staged:
-        parts = partition(logs, ledger, period, id_scheme)
-        req = has_request_ids(logs)
-        workers = self.workers
+        period = store.period
+        parts = partition(store, ledger, id_scheme)
+        req = parts.has_requests
 
-        def job(i: int) -> tuple[pd.DataFrame, Ledger | None]:
-            part_ledger = None
-            if ledger is not None and not parts.ledger_whole:
-                part_ledger = parts.ledger(ledger, i)
-            return logs.iloc[parts.logs[i]].reset_index(drop=True), part_ledger
+        def day(i: int) -> tuple[pd.DataFrame, Ledger | None]:
+            return store.day(i), (parts.ledger(ledger, i) if ledger is not None else None)
 
         results: list[PartResult] = []
-        if workers <= 1:
-            for i in range(len(parts)):
-                part_logs, part_ledger = job(i)
-                results.append(
-                    stage_partition(part_logs, part_ledger, period, rules, req, id_scheme)
-                )
+        if self.workers <= 1:
+            for i in range(store.days):
+                logs, day_ledger = day(i)
+                results.append(stage_partition(logs, day_ledger, period, rules, req, id_scheme))
+                del logs, day_ledger
         else:
             # spawn, not fork: a forked child of a process running Arrow's threads can hang
             context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            with ProcessPoolExecutor(self.workers, mp_context=context) as pool:
                 pending: deque[Future[PartResult]] = deque()
-                for i in range(len(parts)):
-                    # at most `workers` days pickled and in flight at once
-                    if len(pending) >= workers:
+                for i in range(store.days):
+                    # at most `workers` days read and in flight at once
+                    if len(pending) >= self.workers:
                         results.append(pending.popleft().result())
                     pending.append(
-                        pool.submit(stage_partition, *job(i), period, rules, req, id_scheme)
+                        pool.submit(stage_partition, *day(i), period, rules, req, id_scheme)
                     )
                 results.extend(f.result() for f in pending)
-        positions = [consume_positions(logs, parts.logs[i]) for i in range(len(parts))]
-        return combine(
-            results, positions, logs, ledger, invoice, period, rules, id_scheme, parts.ledger_whole
-        )
+        return combine(results, store, ledger, invoice, rules, id_scheme, parts.ledger_whole)
 
 
 @dataclass
@@ -95,11 +80,10 @@ class WholeRunner:
 
     def stage(
         self,
-        logs: pd.DataFrame,
+        store: LogStore,
         ledger: Ledger | None,
         invoice: Ledger | None,
-        period: Period,
         rules: Rules,
         id_scheme: str = "stable",
     ) -> Staged:
-        return stage_whole(logs, ledger, invoice, period, rules, id_scheme)
+        return stage_whole(store, ledger, invoice, rules, id_scheme)

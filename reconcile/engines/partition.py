@@ -29,8 +29,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from reconcile.core.logstore import day_edges, part_of_time
-from reconcile.core.period import Period
+from reconcile.core.logstore import LogStore, day_edges, part_of_time
 from reconcile.core.results import Ledger
 
 IntArray = npt.NDArray[np.int64]
@@ -40,22 +39,29 @@ class LogKeys:
     """Where each log lives, found by id or request id as match_ledger finds them."""
 
     def __init__(self, logs: pd.DataFrame, log_part: IntArray) -> None:
+        """`logs`: the period's `id` and `request_id` (if any) in the store's order."""
         ids = logs["id"].to_numpy(dtype=np.int64)
         self._order = np.argsort(ids, kind="stable").astype(np.int64)
         self._sorted = ids[self._order]
         self._part = log_part
+        self._request_ids: pd.Series | None = None
         self._requests: pd.Series | None = None
         self.has_requests = False
         if "request_id" in logs:
-            reqs = logs["request_id"].astype("string")
+            self._request_ids = logs["request_id"]
+            self.has_requests = bool(self._request_ids.notna().any())
+
+    def _request_index(self) -> pd.Series | None:
+        """Position of the first log with each request id; built only when a row asks."""
+        if self._requests is None and self.has_requests and self._request_ids is not None:
+            reqs = self._request_ids.astype("string")
             has = reqs.notna().to_numpy()
-            if has.any():
-                ser = pd.Series(
-                    np.flatnonzero(has).astype(np.int64),
-                    index=pd.Index(reqs[has].to_numpy(dtype=object), dtype="string"),
-                )
-                self._requests = ser[~ser.index.duplicated(keep="first")]
-                self.has_requests = True
+            ser = pd.Series(
+                np.flatnonzero(has).astype(np.int64),
+                index=pd.Index(reqs[has].to_numpy(dtype=object), dtype="string"),
+            )
+            self._requests = ser[~ser.index.duplicated(keep="first")]
+        return self._requests
 
     def by_id(self, ids: IntArray) -> IntArray:
         """Position of the first log with each id, -1 where none."""
@@ -69,9 +75,9 @@ class LogKeys:
 
     def by_request(self, requests: pd.Series) -> IntArray:
         """Position of the first log with each request id, -1 where none."""
-        if self._requests is None or not len(requests):
+        index = self._request_index()
+        if index is None or not len(requests):
             return np.full(len(requests), -1, dtype=np.int64)
-        index = self._requests
         at = index.index.get_indexer(pd.Index(requests.to_numpy(dtype=object), dtype="string"))
         at = np.asarray(at, dtype=np.int64)
         values = index.to_numpy(dtype=np.int64)
@@ -165,49 +171,59 @@ def route_unreadable(unreadable: pd.DataFrame, keys: LogKeys, ids_usable: bool) 
     return keys.part(pos)
 
 
+#: What routing reads of the logs: never a whole-period frame of every column.
+KEY_COLUMNS = ["id", "request_id"]
+
+
 @dataclass(frozen=True)
 class Partitions:
-    """Row positions of the logs and of the ledger's rows in each partition."""
+    """The ledger's rows (readable and unreadable) by the day partition they are matched in."""
 
-    edges: IntArray
-    logs: list[IntArray]
     rows: list[IntArray]
     unreadable: list[IntArray]
+    #: whether any log of the period has a request id (as match_ledger decides it)
+    has_requests: bool
     #: the ledger is matched in one piece (rows paired by content), not per partition
     ledger_whole: bool = False
 
-    def __len__(self) -> int:
-        return len(self.logs)
-
-    def ledger(self, ledger: Ledger, i: int) -> Ledger:
-        """The ledger with only partition `i`'s rows (readable and unreadable)."""
+    def ledger(self, ledger: Ledger, i: int) -> Ledger | None:
+        """The ledger with only partition `i`'s rows; None when it is matched in one piece."""
+        if self.ledger_whole:
+            return None
         return replace(
             ledger,
             rows=ledger.rows.iloc[self.rows[i]].reset_index(drop=True),
             unreadable=ledger.unreadable.iloc[self.unreadable[i]].reset_index(drop=True),
         )
 
+    def has_rows(self, i: int) -> bool:
+        return not self.ledger_whole and bool(len(self.rows[i]) or len(self.unreadable[i]))
 
-def partition(
-    logs: pd.DataFrame, ledger: Ledger | None, period: Period, id_scheme: str = "stable"
-) -> Partitions:
-    """Split the logs by local day and route the ledger's rows to the logs they claim."""
-    edges = day_edges(period)
-    n = len(edges) - 1
-    log_part = part_of_time(logs["created_at"].to_numpy(dtype=np.int64), edges)
+
+def partition(store: LogStore, ledger: Ledger | None, id_scheme: str = "stable") -> Partitions:
+    """Route the ledger's rows to the days of the logs they claim, from the logs' key columns.
+
+    `store`'s ids must be the ones the stages see (core.identity.UniqueIds).
+    """
+    edges = day_edges(store.period)
+    n = store.days
+    empty = [np.zeros(0, dtype=np.int64) for _ in range(n)]
+    keys_frame = store.columns(KEY_COLUMNS)
+    sizes = [len(store.day(i, ["created_at"])) for i in range(n)]
+    log_part = np.repeat(np.arange(n, dtype=np.int64), sizes)
+    keys = LogKeys(keys_frame, log_part)
+    del keys_frame
+    if ledger is None:
+        return Partitions(empty, empty, keys.has_requests)
+    ids_usable = id_scheme == "stable"
+    if by_content(ledger.rows, keys, ids_usable):
+        return Partitions(empty, empty, keys.has_requests, ledger_whole=True)
 
     def groups(part: IntArray) -> list[IntArray]:
         order = np.argsort(part, kind="stable").astype(np.int64)
         bounds = np.searchsorted(part[order], np.arange(n + 1))
         return [order[bounds[i] : bounds[i + 1]] for i in range(n)]
 
-    empty = [np.zeros(0, dtype=np.int64) for _ in range(n)]
-    if ledger is None:
-        return Partitions(edges, groups(log_part), empty, empty)
-    keys = LogKeys(logs, log_part)
-    ids_usable = id_scheme == "stable"
-    if by_content(ledger.rows, keys, ids_usable):
-        return Partitions(edges, groups(log_part), empty, empty, ledger_whole=True)
     rows = groups(route_rows(ledger.rows, keys, edges, ids_usable))
     bad = route_unreadable(ledger.unreadable, keys, ids_usable)
-    return Partitions(edges, groups(log_part), rows, groups(bad) if len(bad) else empty)
+    return Partitions(rows, groups(bad) if len(bad) else empty, keys.has_requests)

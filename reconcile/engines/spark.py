@@ -1,12 +1,12 @@
 """The Spark runner: the same day partitions, priced and matched by Spark executors.
 
-The logs go to Spark as Parquet (written once to `scratch`, which on a cluster must be storage
-every executor reads: HDFS, S3, NFS), each row tagged with its day and its position in the
-period's logs. The ledger's rows are routed to days on the driver (a key-only lookup, as the
-local runner does) and shipped per day. `cogroup(...).applyInPandas` then hands each executor
-one day's logs and ledger rows as pandas frames, and runs the very stage code the local runner
-runs (`stage_partition`); the day's result comes back pickled and the driver combines the days
-exactly as the local runner does, so both runners give the same report.
+The logs go to Spark as Parquet, one file per day (written a day at a time to `scratch`, which
+on a cluster must be storage every executor reads: HDFS, S3, NFS), each row with its position
+in its day. The ledger's rows are routed to days on the driver (from the logs' ids and
+request ids only, as the local runner does) and shipped per day. `cogroup(...).applyInPandas`
+then hands each executor one day's logs and ledger rows as pandas frames, and runs the very
+stage code the local runner runs (`stage_partition`); the day's result comes back pickled and
+the driver combines the days exactly as the local runner does, so both runners give the same report.
 
 Spark is imported only when this runner is chosen: `pyspark` is large and most runs never
 need it.
@@ -29,16 +29,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from reconcile.core.identity import UniqueIds, renumbered
+from reconcile.core.logstore import LogStore
 from reconcile.core.period import Period
 from reconcile.core.results import Ledger
-from reconcile.core.schema import CONSUME, LOG_COLUMNS, LOG_DTYPES
-from reconcile.engines.base import (
-    PartResult,
-    Staged,
-    combine,
-    has_request_ids,
-    stage_partition,
-)
+from reconcile.core.schema import LOG_COLUMNS, LOG_DTYPES, empty_logs
+from reconcile.engines.base import PartResult, Staged, combine, stage_partition
 from reconcile.engines.partition import partition
 from reconcile.errors import InputError
 from reconcile.pricing.rules import Rules
@@ -56,54 +52,40 @@ class SparkRunner:
 
     def stage(
         self,
-        logs: pd.DataFrame,
+        store: LogStore,
         ledger: Ledger | None,
         invoice: Ledger | None,
-        period: Period,
         rules: Rules,
         id_scheme: str = "stable",
     ) -> Staged:
-        parts = partition(logs, ledger, period, id_scheme)
-        part_of = np.zeros(len(logs), dtype=np.int64)
-        for i, rows in enumerate(parts.logs):
-            part_of[rows] = i
+        period = store.period
+        parts = partition(store, ledger, id_scheme)
         ledgers = [
             (i, pickle.dumps(parts.ledger(ledger, i)))
-            for i in range(len(parts))
-            if ledger is not None
-            and not parts.ledger_whole
-            and (len(parts.rows[i]) or len(parts.unreadable[i]))
+            for i in range(store.days)
+            if ledger is not None and parts.has_rows(i)
         ]
+        raw, offsets = store, None
+        if isinstance(store, UniqueIds) and not store.stable:
+            raw, offsets = store.inner, [int(o) for o in store.offsets]  # numbered by executors
+        job = _day_job(period, rules, parts.has_requests, id_scheme, offsets)
         with _scratch(self.scratch) as where, self._session() as spark:
-            path = where / "logs.parquet"
-            _write_logs(logs, part_of, path)
-            days = spark.read.parquet(str(path))
+            _write_days(raw, where / "logs")
+            days = spark.read.parquet(str(where / "logs"))
             books = spark.createDataFrame(ledgers or [], "part long, ledger binary")
             out = (
                 days.groupBy("part")
                 .cogroup(books.groupBy("part"))
-                .applyInPandas(
-                    _day_job(period, rules, has_request_ids(logs), id_scheme), schema=_RESULT_SCHEMA
-                )
+                .applyInPandas(job, schema=_RESULT_SCHEMA)
                 .collect()
             )
-        done: dict[int, tuple[PartResult, np.ndarray[Any, np.dtype[np.int64]]]] = {
+        done: dict[int, PartResult] = {
             int(row["part"]): pickle.loads(bytes(row["payload"]))  # noqa: S301 - our own bytes
             for row in out
         }
-        results: list[PartResult] = []
-        positions = []
-        for i in range(len(parts)):
-            if i in done:
-                result, pos = done[i]
-            else:  # a day with neither logs nor ledger rows
-                result = stage_partition(logs.iloc[0:0], None, period, rules)
-                pos = np.zeros(0, dtype=np.int64)
-            results.append(result)
-            positions.append(pos)
-        return combine(
-            results, positions, logs, ledger, invoice, period, rules, id_scheme, parts.ledger_whole
-        )
+        empty = stage_partition(empty_logs(), None, period, rules)  # a day with no logs
+        results = [done.get(i, empty) for i in range(store.days)]
+        return combine(results, store, ledger, invoice, rules, id_scheme, parts.ledger_whole)
 
     @contextmanager
     def _session(self) -> Iterator[Any]:
@@ -138,29 +120,38 @@ def _scratch(where: Path | None) -> Iterator[Path]:
         yield Path(tmp)
 
 
-def _write_logs(logs: pd.DataFrame, part_of: np.ndarray[Any, Any], path: Path) -> None:
-    """The logs, their day and their position in the period's logs, as one Parquet file."""
-    frame = logs[[*LOG_COLUMNS, *(["row_key"] if "row_key" in logs else [])]].copy()
-    frame["part"] = part_of
-    frame["pos"] = np.arange(len(logs), dtype=np.int64)
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    pq.write_table(table, path, row_group_size=1 << 18)
+def _write_days(store: LogStore, where: Path) -> None:
+    """Each day's logs as its own Parquet file, `where/part=<day>/`, with each log's position
+    in its day (Spark hands a group's rows over in no set order). One day in memory at a time.
+    """
+    for i in range(store.days):
+        frame = store.day(i)
+        frame = frame[[*LOG_COLUMNS, *(["row_key"] if "row_key" in frame else [])]]
+        frame = frame.assign(pos=np.arange(len(frame), dtype=np.int64))
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        (where / f"part={i}").mkdir(parents=True)
+        pq.write_table(table, where / f"part={i}" / "logs.parquet", row_group_size=1 << 18)
 
 
-def _day_job(period: Period, rules: Rules, request_ids: bool, id_scheme: str) -> Any:
-    """The function each executor runs on one day: the local runner's stage code."""
+def _day_job(
+    period: Period, rules: Rules, request_ids: bool, id_scheme: str, offsets: list[int] | None
+) -> Any:
+    """The function each executor runs on one day: the local runner's stage code.
+
+    `offsets`: where each day's ids start when the gateway's ids are renumbered
+    (core/identity.py), so an executor numbers its day as the whole month would.
+    """
 
     def job(key: tuple[Any, ...], days: pd.DataFrame, books: pd.DataFrame) -> pd.DataFrame:
         part = int(key[0])
         days = days.sort_values("pos", kind="stable").reset_index(drop=True)
-        pos = days["pos"].to_numpy(dtype=np.int64)
         logs = days[LOG_COLUMNS].astype(LOG_DTYPES)
         if "row_key" in days:
             logs["row_key"] = days["row_key"].astype("string")
+        if offsets is not None:
+            logs = renumbered(logs, offsets[part] + 1)
         ledger = pickle.loads(bytes(books["ledger"].iloc[0])) if len(books) else None  # noqa: S301
         result = stage_partition(logs, ledger, period, rules, request_ids, id_scheme)
-        consume = pos[logs["type"].to_numpy(dtype=np.int64) == CONSUME]
-        payload = pickle.dumps((result, consume))
-        return pd.DataFrame({"part": [part], "payload": [payload]})
+        return pd.DataFrame({"part": [part], "payload": [pickle.dumps(result)]})
 
     return job

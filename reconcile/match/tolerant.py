@@ -73,10 +73,18 @@ class Pairing:
     uses_tokens: BoolArray = field(default_factory=lambda: np.zeros(0, bool))
 
 
+def _string_chunks(column: pd.Series) -> list[pa.Array]:
+    """A column as Arrow string arrays (one frame concatenated from others holds several)."""
+    arrow = pa.array(pd.Series(column, dtype="string"), type=pa.string())
+    return list(arrow.chunks) if isinstance(arrow, pa.ChunkedArray) else [arrow]
+
+
 def codes(*columns: pd.Series) -> list[IntArray]:
     """Each column's names as integer codes shared across the columns (NA and "" alike)."""
-    arrays = [pa.array(pd.Series(c, dtype="string"), type=pa.string()) for c in columns]
-    joined = pc.fill_null(pc.utf8_trim_whitespace(pa.concat_arrays(arrays)), "")
+    chunks = [chunk for c in columns for chunk in _string_chunks(c)]
+    joined = pc.fill_null(
+        pc.utf8_trim_whitespace(pa.chunked_array(chunks, type=pa.string()).combine_chunks()), ""
+    )
     code = np.asarray(
         pc.dictionary_encode(joined).indices.to_numpy(zero_copy_only=False), dtype=np.int64
     )

@@ -9,6 +9,7 @@ import itertools
 import os
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +22,16 @@ from pydantic import SecretStr
 from reconcile import pipeline
 from reconcile.books.ledger import load_ledger
 from reconcile.core.findings import finalize
+from reconcile.core.identity import UniqueIds, renumbered
+from reconcile.core.logstore import FrameStore, day_edges
 from reconcile.core.period import Period, parse_period
 from reconcile.demo import run as demo
 from reconcile.engines import LocalRunner, WholeRunner
-from reconcile.engines.base import Runner
-from reconcile.engines.partition import day_edges, partition
+from reconcile.engines.base import Runner, month
+from reconcile.engines.partition import partition
 from reconcile.engines.spark import SparkRunner
 from reconcile.settings import Settings
+from reconcile.sources.snapshot import read_snapshot, write_snapshot
 
 
 @pytest.fixture(scope="module")
@@ -112,12 +116,12 @@ def test_ledger_rows_meet_their_log_across_midnight_and_are_judged_as_in_one_pie
     )
     rules = fixture_rules()
     ledger = load_ledger(write(tmp_path, "ledger.csv", LEDGER), rules, period().tz)
-    parts = partition(logs, ledger, period())
+    parts = partition(FrameStore(logs, period()), ledger)
     assert sorted(int(r) for r in parts.rows[0]) == [0, 2]  # log 1's rows go to the 1st
     assert sorted(int(r) for r in parts.rows[1]) == [1]  # req-2 goes to log 2's day
 
-    whole = WholeRunner().stage(logs, ledger, None, period(), rules)
-    days = LocalRunner(workers=1).stage(logs, ledger, None, period(), rules)
+    whole = WholeRunner().stage(FrameStore(logs, period()), ledger, None, rules)
+    days = LocalRunner(workers=1).stage(FrameStore(logs, period()), ledger, None, rules)
     a, b = finalize(whole.frames, rules), finalize(days.frames, rules)
     pd.testing.assert_frame_equal(a, b)
     cats = a.groupby("category", observed=True).size().to_dict()
@@ -182,9 +186,9 @@ def test_a_ledger_without_ids_is_paired_by_content_across_midnight_as_in_one_pie
     )
     rules = fixture_rules()
     ledger = load_ledger(write(tmp_path, "ledger.csv", NO_IDS), rules, period().tz)
-    assert partition(logs, ledger, period()).ledger_whole
-    whole = WholeRunner().stage(logs, ledger, None, period(), rules)
-    days = LocalRunner(workers=1).stage(logs, ledger, None, period(), rules)
+    assert partition(FrameStore(logs, period()), ledger).ledger_whole
+    whole = WholeRunner().stage(FrameStore(logs, period()), ledger, None, rules)
+    days = LocalRunner(workers=1).stage(FrameStore(logs, period()), ledger, None, rules)
     a, b = finalize(whole.frames, rules), finalize(days.frames, rules)
     pd.testing.assert_frame_equal(a, b)
 
@@ -193,3 +197,41 @@ def test_an_unknown_engine_is_exit_2_naming_the_flag() -> None:
     ran = run_cli("run", "--period", "2026-10", "--engine", "dask", "--rules", demo.FILES.rules)
     assert ran.code == 2
     assert "--engine" in ran.stderr
+
+
+def test_ids_numbered_day_by_day_are_the_months_numbering() -> None:
+    # a current new-api numbers logs by position: ids repeat across days, and the frame is
+    # not in time order; two logs share a second and differ only in content
+    logs = make_logs(
+        [
+            {"id": 1, "created_at": "2026-10-03 08:00:00", "quota": 5},
+            {"id": 2, "created_at": "2026-10-01 00:00:01", "quota": 7},
+            {"id": 1, "created_at": "2026-10-02 12:00:00", "quota": 9},
+            {"id": 2, "created_at": "2026-10-02 12:00:00", "quota": 8},
+            {"id": 3, "created_at": "2026-10-31 23:59:59", "quota": 1},
+            {"id": 1, "created_at": "2026-10-01 23:59:59", "quota": 3},
+        ]
+    )
+    whole = FrameStore(renumbered(logs), period())
+    days = UniqueIds(FrameStore(logs, period()), "position")
+    assert sorted(month(days)["id"].tolist()) == [1, 2, 3, 4, 5, 6]
+    for i in range(days.days):
+        pd.testing.assert_frame_equal(days.day(i), whole.day(i))
+    pd.testing.assert_frame_equal(
+        days.columns(["id", "created_at"]), whole.columns(["id", "created_at"])
+    )
+
+
+def test_demo_with_ids_by_position_gives_every_runner_the_same_summary(
+    spark: Any, demo_snapshot: Path, tmp_path: Path
+) -> None:
+    # the same month as a current new-api shows it (ids by position): the stages renumber
+    # the logs day by day, the ledger's log_ids are not used, rows pair by content
+    fetched = read_snapshot(demo_snapshot)
+    snap = write_snapshot(replace(fetched, id_scheme="position"), tmp_path / "snap")
+    whole = run_report(snap, WholeRunner(), tmp_path / "whole")
+    days = run_report(snap, LocalRunner(workers=1), tmp_path / "days")
+    on_spark = run_report(snap, SparkRunner(scratch=tmp_path / "scratch"), tmp_path / "spark")
+    assert b"numbered by position" in whole["summary"]  # the ledger's log_ids were not used
+    assert days == whole
+    assert on_spark == whole
