@@ -83,14 +83,17 @@ def open_book(
     canonical: tuple[str, ...],
     required: tuple[tuple[str, ...], ...],
     header_names: tuple[str, ...],
+    raw: bytes | None = None,
 ) -> Book:
-    """Read and bind the file; InputError when it lacks one of each `required` group."""
+    """Read and bind the file (or `raw`, a piece of it with its header); InputError when it
+    lacks one of each `required` group."""
     settings = merge_maps(rules_map, load_profile(profile) if profile is not None else None)
     table = read_table(
         path,
         encoding=settings.encoding,
         delimiter=settings.delimiter,
         is_header=header_matcher(settings.columns, canonical, header_names),
+        raw=raw,
     )
     bind = bind_columns(
         table.header,

@@ -96,12 +96,17 @@ def read_table(
     encoding: str | None = None,
     delimiter: str | None = None,
     is_header: Callable[[list[str]], bool] | None = None,
+    raw: bytes | None = None,
 ) -> CsvTable:
-    """Read a CSV file into string cells; every record kept, numbered by its physical line."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read file: {exc.strerror or exc}", file=path) from None
+    """Read a CSV file into string cells; every record kept, numbered by its physical line.
+
+    `raw`: the file's bytes, or a piece of them (books/pieces.py), if already read.
+    """
+    if raw is None:
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read file: {exc.strerror or exc}", file=path) from None
     sha = hashlib.sha256(raw).hexdigest()
     if not _TEXT.search(raw):
         raise InputError("the file is empty", file=path)

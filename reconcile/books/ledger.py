@@ -56,8 +56,30 @@ REQUIRED = (("created_at",), ("type",), ("quota", "amount"))
 
 
 def load_ledger(path: Path, rules: Rules, tz: ZoneInfo, profile: Path | None = None) -> Ledger:
-    """Read a ledger CSV; InputError only when the file as a whole cannot be read."""
-    book = open_book(path, "ledger", rules.ledger, profile, LEDGER_COLUMNS, REQUIRED, HEADER_NAMES)
+    """Read a ledger CSV; InputError only when the file as a whole cannot be read.
+
+    A large file is read in pieces when that reads it exactly as whole (books/pieces.py).
+    """
+    from reconcile.books.pieces import load_in_pieces  # it reads books through this module
+
+    ledger = load_in_pieces(path, rules, tz, profile)
+    if ledger is not None:
+        return ledger
+    book = open_ledger(path, rules, profile)
+    return close_book(book, *read_rows(book, rules, tz))
+
+
+def open_ledger(path: Path, rules: Rules, profile: Path | None, raw: bytes | None = None) -> Book:
+    """The ledger file (or `raw`, a piece of it with its header) opened and bound."""
+    return open_book(
+        path, "ledger", rules.ledger, profile, LEDGER_COLUMNS, REQUIRED, HEADER_NAMES, raw
+    )
+
+
+def read_rows(
+    book: Book, rules: Rules, tz: ZoneInfo
+) -> tuple[pd.DataFrame, pd.DataFrame, str, str]:
+    """The book's rows and unreadable rows, its currency and what it is matched on."""
     cells, problems = book.cells, book.problems
     table = book.table
     log_ids, has_log_id = _log_ids(book)
@@ -126,9 +148,7 @@ def load_ledger(path: Path, rules: Rules, tz: ZoneInfo, profile: Path | None = N
         table, problems, log_ids=log_ids, has_log_id=has_log_id, request_ids=request_ids
     )
     keys = [k for k in ("log_id", "request_id") if cells.has(k)] or ["content"]
-    return close_book(
-        book, rows, unreadable, money.currency or rules.report_currency, "+".join(keys)
-    )
+    return rows, unreadable, money.currency or rules.report_currency, "+".join(keys)
 
 
 def _log_ids(book: Book) -> tuple[Any, Any]:
