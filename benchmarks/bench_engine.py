@@ -1,14 +1,18 @@
 """Runners side by side: the whole month in one piece, day partitions (local), Spark local.
 
-    ./dev python benchmarks/bench_engine.py [--logs 1000000] [--modes whole,local,spark]
+    ./dev python benchmarks/bench_engine.py [--logs 1000000] [--modes whole,days,local,spark]
+        [--work DIR]
 
-Builds a synthetic month (bench_end_to_end's logs and ledger, one ledger row per log with a
-few thousand planted problems) as a snapshot, then runs `reconcile run --from-snapshot`'s
-work (compute + write the report) once per runner, each in a fresh child process, and
-prints per runner: seconds (whole run, and the price+match stages alone), the peak resident
-memory of the child process (wait4's ru_maxrss), the peak of the child's whole process tree
-sampled every 20 ms (the local runner's pool workers and Spark's JVM and Python workers are
-processes of their own), and the sha256 of summary.json, which must be the same for all.
+Builds a synthetic month (synth_month.py: N consume logs, an N-row ledger with a few
+thousand planted problems) as a snapshot and a ledger CSV in DIR (reused when DIR already
+holds one), then runs `reconcile run --from-snapshot --ledger`'s work (compute + write the
+report) once per runner, each in a fresh child process, and prints per runner: seconds
+(whole run; reading the inputs, the price+match stages, the report), the child's CPU
+seconds, the peak resident memory of the child process (wait4's ru_maxrss), the peak of the
+child's whole process tree sampled every 20 ms (the local runner's pool workers and Spark's
+JVM and Python workers are processes of their own), the load average around the run, and
+the sha256 of summary.json, which must be the same for all. `whole` (the month in one
+piece) is the naive alternative.
 """
 
 from __future__ import annotations
@@ -23,40 +27,10 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_end_to_end import RULES, synth_logs, write_ledger
-
-from reconcile.core.period import parse_period
-from reconcile.core.results import FetchResult
-from reconcile.pricing.rules import load_rules
-from reconcile.pricing.stage import price_logs
-from reconcile.sources.snapshot import write_snapshot
-
-TZ = "Asia/Shanghai"
-
-
-def build(n: int, work: Path, planted: int = 2000) -> None:
-    period = parse_period("2026-10", None, None, TZ)
-    logs = synth_logs(n, period.start_ts, period.end_ts)
-    rules = load_rules(RULES)
-    fair = price_logs(logs, rules, period.tz).priced.set_index("id")["expected_quota"]
-    logs["quota"] = logs["id"].map(fair).astype("int64")
-    over = np.random.default_rng(5).choice(len(logs), planted // 2, replace=False)
-    logs.loc[over, "quota"] += 777
-    fetched = FetchResult(
-        period=period,
-        logs=logs,
-        windows=[],
-        key_refs=["key-00000001"],
-        fetched_at=datetime(2026, 11, 1, 2, 0, tzinfo=UTC),
-    )
-    write_snapshot(fetched, work / "snap")
-    write_ledger(logs, work / "ledger.csv", planted, TZ)
+from synth_month import RULES, TZ, build
 
 
 def child(mode: str, work: Path, workers: int) -> None:
@@ -89,19 +63,20 @@ def child(mode: str, work: Path, workers: int) -> None:
             .getOrCreate()
         )
         runner = SparkRunner(scratch=work / "scratch")
-    stage_time = 0.0
+    times: dict[str, float] = {}
     peaks: dict[str, float] = {}
     inner = runner.stage
+    started = time.perf_counter()
 
     def peak_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     def timed_stage(*args, **kwargs):  # type: ignore[no-untyped-def]
-        nonlocal stage_time
+        times["inputs"] = time.perf_counter() - started
         peaks["inputs read"] = peak_mb()
         t = time.perf_counter()
         out = inner(*args, **kwargs)
-        stage_time = time.perf_counter() - t
+        times["stages"] = time.perf_counter() - t
         peaks["stages"] = peak_mb()
         return out
 
@@ -110,17 +85,17 @@ def child(mode: str, work: Path, workers: int) -> None:
     request = pipeline.RunRequest(
         period=None, rules=RULES, ledger=work / "ledger.csv", from_snapshot=work / "snap"
     )
-    t = time.perf_counter()
     result = pipeline.compute(settings, request, runner=runner)
+    t = time.perf_counter()
     pipeline.write_report(result, work / f"out-{mode}")
-    total = time.perf_counter() - t
+    times["report"] = time.perf_counter() - t
+    times["total"] = time.perf_counter() - started
     peaks["report"] = peak_mb()
     summary = (work / f"out-{mode}" / "summary.json").read_bytes()
     print(
         json.dumps(
             {
-                "total": total,
-                "stages": stage_time,
+                **times,
                 "summary_sha256": hashlib.sha256(summary).hexdigest(),
                 "findings": len(result.findings),
                 "peaks": peaks,
@@ -168,45 +143,65 @@ def measure(mode: str, work: Path, workers: int) -> dict[str, object]:
     if status != 0:
         return {"mode": mode, "error": f"exit status {status}"}
     figures = json.loads(out.decode().strip().splitlines()[-1])
-    return {"mode": mode, **figures, "max_rss_mb": usage.ru_maxrss / 1024, "tree_mb": peak / 2**20}
+    cpu = usage.ru_utime + usage.ru_stime
+    return {
+        "mode": mode,
+        **figures,
+        "cpu": cpu,
+        "max_rss_mb": usage.ru_maxrss / 1024,
+        "tree_mb": peak / 2**20,
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--logs", type=int, default=1_000_000)
-    ap.add_argument("--modes", default="whole,local")
+    ap.add_argument("--modes", default="whole,days")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--child")
-    ap.add_argument("--work", type=Path, help="reuse the month built in this directory")
+    ap.add_argument("--work", type=Path, help="build the month here, or reuse the one built")
     args = ap.parse_args()
     if args.child:
         child(args.child, args.work, args.workers)
         return
-    if args.work is not None:
-        work = args.work
+    work = args.work or Path(tempfile.mkdtemp(prefix="reconcile-bench-engine-"))
+    if (work / "snap" / "manifest.json").is_file() and (work / "ledger.csv").is_file():
         print(f"reusing the month built in {work}")
     else:
-        work = Path(tempfile.mkdtemp(prefix="reconcile-bench-engine-"))
-        t = time.perf_counter()
-        build(args.logs, work)
-        print(f"{args.logs:,} logs + ledger built in {time.perf_counter() - t:.1f} s ({work})")
-    head = f"{'runner':<8} {'total s':>8} {'stages s':>9} {'max RSS MB':>11} {'tree MB':>8}"
-    print(head + "  summary")
+        t, cpu = time.perf_counter(), time.process_time()
+        steps = build(args.logs, work)
+        print(
+            f"{args.logs:,} logs + ledger built in {time.perf_counter() - t:.1f} s "
+            f"({time.process_time() - cpu:.1f} s CPU; "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in steps.items())
+            + f") in {work}, load average {_load()}"
+        )
+    head = (
+        f"{'runner':<8} {'total s':>8} {'inputs s':>9} {'stages s':>9} {'report s':>9} {'CPU s':>7}"
+    )
+    print(head + f" {'max RSS MB':>11} {'tree MB':>8}  summary")
     for mode in args.modes.split(","):
+        before = _load()
         r = measure(mode, work, args.workers)
         if "error" in r:
             print(f"{mode:<8} {r['error']}")
             continue
         print(
-            f"{mode:<8} {r['total']:8.1f} {r['stages']:9.1f} {r['max_rss_mb']:11,.0f} "
-            f"{r['tree_mb']:8,.0f}  {str(r['summary_sha256'])[:16]}  findings {r['findings']:,}"
+            f"{mode:<8} {r['total']:8.1f} {r['inputs']:9.1f} {r['stages']:9.1f} "
+            f"{r['report']:9.1f} {r['cpu']:7.1f} {r['max_rss_mb']:11,.0f} {r['tree_mb']:8,.0f}  "
+            f"{str(r['summary_sha256'])[:16]}  findings {r['findings']:,}"
         )
         peaks = r["peaks"]
         assert isinstance(peaks, dict)
         print(
-            "         peak RSS so far (MB): " + ", ".join(f"{k} {v:,.0f}" for k, v in peaks.items())
+            "         peak RSS so far (MB): "
+            + ", ".join(f"{k} {v:,.0f}" for k, v in peaks.items())
+            + f"; load average before {before}, after {_load()}"
         )
-    print(f"load average: {os.getloadavg()}")
+
+
+def _load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":
