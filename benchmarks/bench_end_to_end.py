@@ -1,37 +1,43 @@
 """End to end from a snapshot: N logs and an N-row ledger, timed stage by stage.
 
-    ./dev python benchmarks/bench_end_to_end.py [--logs 1000000]
+    ./dev python benchmarks/bench_end_to_end.py [--logs 1000000] [--work DIR]
 
-Builds a synthetic month (consume logs over several models and groups, a ledger with a few
-thousand planted problems), stores it as a snapshot, then runs what `reconcile run
---from-snapshot` runs — read snapshot, load ledger, price, match, write the report — printing
-the seconds of each stage, the total and the peak resident memory of the process.
+Builds a synthetic month (synth_month.py: consume logs over several models and groups, a
+ledger with a few thousand planted problems) as a snapshot, or reuses the one in DIR, then
+runs what `reconcile run --from-snapshot` runs — read snapshot, load ledger, price, match,
+write the report — printing the seconds of each stage, the total and the peak resident
+memory of the process. Price and match run on the month in one piece, stage by stage, and
+again by day as the run's runner does it (timed apart, not in the total), which must give
+the same findings.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from synth_month import build
 
 from reconcile.books.ledger import load_ledger
 from reconcile.books.problems import unreadable_findings
 from reconcile.core import findings
+from reconcile.core.logstore import FrameStore
 from reconcile.core.period import parse_period
-from reconcile.core.results import FetchResult, InputFile, RunResult
+from reconcile.core.results import InputFile, RunResult
 from reconcile.core.schema import LOG_DTYPES
+from reconcile.engines import LocalRunner
 from reconcile.match.ledger import match_ledger
 from reconcile.pipeline import write_report
 from reconcile.pricing.rules import load_rules
 from reconcile.pricing.stage import price_logs
-from reconcile.sources.snapshot import read_snapshot, write_snapshot
+from reconcile.sources.snapshot import read_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "reconcile" / "demo" / "data" / "rules.toml"
@@ -111,28 +117,14 @@ def write_ledger(logs: pd.DataFrame, path: Path, planted: int, tz: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--logs", type=int, default=1_000_000)
-    ap.add_argument("--planted", type=int, default=2000)
+    ap.add_argument("--work", type=Path, help="build the month here, or reuse the one built")
     args = ap.parse_args()
     tz = "Asia/Shanghai"
     period = parse_period("2026-10", None, None, tz)
-    work = Path(tempfile.mkdtemp(prefix="reconcile-bench-"))
-    logs = synth_logs(args.logs, period.start_ts, period.end_ts)
-    rules = load_rules(RULES)
-    fair = price_logs(logs, rules, period.tz).priced.set_index("id")["expected_quota"]
-    logs["quota"] = logs["id"].map(fair).astype("int64")
-    overcharged = np.random.default_rng(5).choice(len(logs), args.planted // 2, replace=False)
-    logs.loc[overcharged, "quota"] += 777
-    fetched = FetchResult(
-        period=period,
-        logs=logs,
-        windows=[],
-        key_refs=["key-00000001"],
-        fetched_at=datetime(2026, 11, 1, 2, 0, tzinfo=UTC),
-    )
-    write_snapshot(fetched, work / "snap")
-    write_ledger(logs, work / "ledger.csv", args.planted, tz)
-    del logs, fetched
-    print(f"inputs: {args.logs:,} logs, ledger {(work / 'ledger.csv').stat().st_size / 1e6:.0f} MB")
+    work = args.work or Path(tempfile.mkdtemp(prefix="reconcile-bench-"))
+    if not (work / "snap" / "manifest.json").is_file():
+        build(args.logs, work)  # synth_month: the month day by day, as bench_engine's
+    print(f"inputs: {work}, ledger {(work / 'ledger.csv').stat().st_size / 1e6:.0f} MB")
 
     times: dict[str, float] = {}
 
@@ -150,7 +142,10 @@ def main() -> None:
         "match",
         lambda: [match_ledger(snap.logs, ledger, period, rules), unreadable_findings(ledger)],
     )
+    store = FrameStore(snap.logs, period)
+    by_day = timed("price+match by day", lambda: LocalRunner().stage(store, ledger, None, rules))
     found = timed("finalize", lambda: findings.finalize([pricing.findings, *frames], rules, ledger))
+    same = findings.finalize(by_day.frames, rules, ledger).equals(found)
     result = RunResult(
         fetch=snap,
         rules=rules,
@@ -162,7 +157,7 @@ def main() -> None:
         ledger=ledger,
     )
     timed("write report", lambda: write_report(result, work / "out"))
-    total = sum(times.values())
+    total = sum(t for name, t in times.items() if name != "price+match by day")
     t = time.perf_counter()
     found.to_excel(work / "to_excel.xlsx", index=False)
     to_excel = time.perf_counter() - t
@@ -173,7 +168,9 @@ def main() -> None:
     print(
         f"  (pandas to_excel of the same {len(found):,} discrepancy rows alone: {to_excel:.2f} s)"
     )
+    print(f"  (price+match by day, the run's runner, gave the same findings: {same})")
     print(f"peak RSS {peak_mb:,.0f} MB (target < 3,072 MB)   findings {len(found):,}")
+    print(f"load average {os.getloadavg()}")
     summary = json.loads((work / "out" / "summary.json").read_text())
     print(
         "discrepancies:", {k: v["count"] for k, v in summary["discrepancies"].items() if v["count"]}
