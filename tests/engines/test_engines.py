@@ -20,6 +20,7 @@ from match_helpers import fixture_rules, make_logs, period, write
 from pydantic import SecretStr
 
 from reconcile import pipeline
+from reconcile.books.invoice import load_invoice
 from reconcile.books.ledger import load_ledger
 from reconcile.core.findings import finalize
 from reconcile.core.identity import UniqueIds, renumbered
@@ -235,3 +236,33 @@ def test_demo_with_ids_by_position_gives_every_runner_the_same_summary(
     assert b"numbered by position" in whole["summary"]  # the ledger's log_ids were not used
     assert days == whole
     assert on_spark == whole
+
+
+INVOICE = """date,model_name,token_name,quota
+2026-10-01,gpt-4o,ci,100
+2026-10-02,gpt-4o,ci,150
+2026-10-12,gpt-4o,ci,5
+2026-11-01,gpt-4o,ci,9
+"""
+
+
+def test_an_invoice_is_matched_on_the_months_sums_by_every_runner(tmp_path: Path) -> None:
+    # the invoice bills per model, day and token: judged once over narrow columns of the
+    # whole month, whichever runner prices the days
+    logs = make_logs(
+        [
+            {"id": 1, "created_at": "2026-10-01 23:59:50", "quota": 100, "token_name": "ci"},
+            {"id": 2, "created_at": "2026-10-02 00:00:03", "quota": 200, "token_name": "ci"},
+            {"id": 4, "created_at": "2026-10-12 09:00:00", "quota": 5, "token_name": "ci"},
+        ]
+    )
+    logs["model_name"] = "gpt-4o"
+    rules = fixture_rules()
+    invoice = load_invoice(write(tmp_path, "invoice.csv", INVOICE), rules, period().tz)
+    whole = WholeRunner().stage(FrameStore(logs, period()), None, invoice, rules)
+    days = LocalRunner(workers=1).stage(FrameStore(logs, period()), None, invoice, rules)
+    a, b = finalize(whole.frames, rules), finalize(days.frames, rules)
+    pd.testing.assert_frame_equal(a, b)
+    cats = a.groupby("category", observed=True).size().to_dict()
+    assert cats["amount_mismatch"] == 1  # the 2nd: 150 billed, 200 logged
+    assert cats["out_of_period"] == 1
