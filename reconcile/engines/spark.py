@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from reconcile.core.identity import UniqueIds, renumbered
-from reconcile.core.logstore import LogStore
+from reconcile.core.logstore import IntArray, LogStore, day_edges
 from reconcile.core.period import Period
 from reconcile.core.results import Ledger
 from reconcile.core.schema import LOG_COLUMNS, LOG_DTYPES, empty_logs
@@ -40,6 +40,8 @@ from reconcile.errors import InputError
 from reconcile.pricing.rules import Rules
 
 _RESULT_SCHEMA = "part long, payload binary"
+#: The order of the logs in a snapshot's files (sources/snapshot.py); row_key is unique.
+SNAPSHOT_ORDER = ["created_at", "id", "key_ref", "row_key"]
 
 
 @dataclass
@@ -69,9 +71,13 @@ class SparkRunner:
         if isinstance(store, UniqueIds) and not store.stable:
             raw, offsets = store.inner, [int(o) for o in store.offsets]  # numbered by executors
         job = _day_job(period, rules, parts.has_requests, id_scheme, offsets)
+        files = snapshot_files(raw)
         with _scratch(self.scratch) as where, self._session() as spark:
-            _write_days(raw, where / "logs")
-            days = spark.read.parquet(str(where / "logs"))
+            if files is None:
+                _write_days(raw, where / "logs")
+                days = spark.read.parquet(str(where / "logs"))
+            else:  # the snapshot's own day files: each log's day from its time, as the store's
+                days = spark.read.parquet(*files).withColumn("part", _part_of(day_edges(period)))
             books = spark.createDataFrame(ledgers or [], "part long, ledger binary")
             out = (
                 days.groupBy("part")
@@ -120,6 +126,26 @@ def _scratch(where: Path | None) -> Iterator[Path]:
         yield Path(tmp)
 
 
+def snapshot_files(store: LogStore) -> list[str] | None:
+    """The store's Parquet file of each day, when it is a snapshot stored one file a day (then
+    executors read them where they are; the snapshot was verified when it was opened)."""
+    directory, files = getattr(store, "directory", None), getattr(store, "files", None)
+    if directory is None or files is None or len(files) != store.days:
+        return None
+    paths = [Path(directory) / name for name, _ in files]
+    return [str(p) for p in paths if p.is_file()]
+
+
+def _part_of(edges: IntArray) -> Any:
+    """Spark's column of each log's day: how many of the period's midnights it is at or after
+    (core.logstore.part_of_time, times outside the period at the nearest end)."""
+    from pyspark.sql import functions as F
+
+    created = F.col("created_at")
+    midnights = [(created >= int(e)).cast("long") for e in edges[1:-1]]
+    return sum(midnights[1:], midnights[0]) if midnights else F.lit(0).cast("long")
+
+
 def _write_days(store: LogStore, where: Path) -> None:
     """Each day's logs as its own Parquet file, `where/part=<day>/`, with each log's position
     in its day (Spark hands a group's rows over in no set order). One day in memory at a time.
@@ -144,7 +170,9 @@ def _day_job(
 
     def job(key: tuple[Any, ...], days: pd.DataFrame, books: pd.DataFrame) -> pd.DataFrame:
         part = int(key[0])
-        days = days.sort_values("pos", kind="stable").reset_index(drop=True)
+        # rows come in no set order: back to the day's (a snapshot's files are in its order)
+        order = ["pos"] if "pos" in days else SNAPSHOT_ORDER
+        days = days.sort_values(order, kind="stable").reset_index(drop=True)
         logs = days[LOG_COLUMNS].astype(LOG_DTYPES)
         if "row_key" in days:
             logs["row_key"] = days["row_key"].astype("string")

@@ -30,7 +30,8 @@ from reconcile.demo import run as demo
 from reconcile.engines import LocalRunner, WholeRunner
 from reconcile.engines.base import Runner, month
 from reconcile.engines.partition import partition
-from reconcile.engines.spark import SparkRunner
+from reconcile.engines.spark import SNAPSHOT_ORDER, SparkRunner, snapshot_files
+from reconcile.pricing.rules import load_rules
 from reconcile.settings import Settings
 from reconcile.sources.snapshot import read_snapshot, write_snapshot
 
@@ -266,3 +267,29 @@ def test_an_invoice_is_matched_on_the_months_sums_by_every_runner(tmp_path: Path
     cats = a.groupby("category", observed=True).size().to_dict()
     assert cats["amount_mismatch"] == 1  # the 2nd: 150 billed, 200 logged
     assert cats["out_of_period"] == 1
+
+
+class DayFiles(FrameStore):
+    """Logs stored as a snapshot stores them: one Parquet file a day, in the snapshot's order."""
+
+    def __init__(self, logs: pd.DataFrame, period: Period, directory: Path) -> None:
+        super().__init__(logs.sort_values(SNAPSHOT_ORDER, kind="stable"), period)
+        self.directory = directory
+        self.files = [(f"day-{i:02d}.parquet", "") for i in range(self.days)]
+        for i, (name, _) in enumerate(self.files):
+            self.day(i).to_parquet(directory / name, index=False)
+
+
+def test_spark_reads_a_snapshots_day_files_where_they_are(
+    spark: Any, demo_snapshot: Path, tmp_path: Path
+) -> None:
+    # executors read each day's file themselves and find each log's day from its time
+    fetched = read_snapshot(demo_snapshot)
+    rules = load_rules(demo.FILES.rules)
+    ledger = load_ledger(demo.FILES.ledger, rules, fetched.period.tz)
+    stored = DayFiles(fetched.logs, fetched.period, tmp_path)
+    assert snapshot_files(stored) is not None
+    local = LocalRunner().stage(FrameStore(fetched.logs, fetched.period), ledger, None, rules)
+    on_spark = SparkRunner(scratch=tmp_path / "scratch").stage(stored, ledger, None, rules)
+    pd.testing.assert_frame_equal(finalize(on_spark.frames, rules), finalize(local.frames, rules))
+    pd.testing.assert_frame_equal(on_spark.pricing.priced, local.pricing.priced)
