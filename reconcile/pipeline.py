@@ -16,6 +16,7 @@ from pathlib import Path
 from reconcile.books.invoice import load_invoice
 from reconcile.books.ledger import load_ledger
 from reconcile.core import findings as findings_mod
+from reconcile.core.aggregates import LogAggregates
 from reconcile.core.atomic import atomic_directory, atomic_write_text, check_replaceable
 from reconcile.core.identity import with_unique_ids
 from reconcile.core.period import Period
@@ -152,6 +153,7 @@ def compute(
         inputs=inputs,
         fail_on=request.fail_on,
         status="fail" if failed else "pass",
+        aggregates=LogAggregates.of(fetched.logs, pricing.priced, period),
         ledger=ledger,
         invoice=invoice,
         warnings=[

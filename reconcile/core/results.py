@@ -7,6 +7,7 @@ from datetime import datetime
 
 import pandas as pd
 
+from reconcile.core.aggregates import LogAggregates
 from reconcile.core.money import exact_sum
 from reconcile.core.period import Period
 from reconcile.pricing.rules import Rules
@@ -120,6 +121,8 @@ class RunResult:
     inputs: list[InputFile]
     fail_on: str
     status: str  # "pass" | "fail"
+    #: what the report reads of the logs and their pricing: sums by model, day, token, ...
+    aggregates: LogAggregates
     ledger: Ledger | None = None
     invoice: Ledger | None = None
     warnings: list[str] = field(default_factory=list)

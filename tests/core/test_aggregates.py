@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +24,8 @@ from reconcile.core.schema import CONSUME, ERROR, LOG_DTYPES, REFUND, TOPUP
 from reconcile.demo import run as demo
 from reconcile.pricing.rules import load_rules
 from reconcile.pricing.stage import price_logs
+from reconcile.report.summary import build_summary, summary_json
+from reconcile.report.workbook import write_workbook
 from reconcile.settings import Settings
 
 PERIOD = parse_period("2026-10", None, None, "Asia/Shanghai")
@@ -170,6 +174,18 @@ def test_days_cut_by_the_store_with_the_month_pricing_table_combine_to_the_whole
     days = [LogAggregates.of(store.day(i), priced, PERIOD) for i in range(store.days)]
     assert sum(1 for i in range(store.days) if not len(store.day(i))) > 0
     assert combine(days) == LogAggregates.of(logs, priced, PERIOD)
+
+
+def test_the_report_from_the_days_combined_is_byte_for_byte_the_months(tmp_path: Path) -> None:
+    result = report_helpers.make_result()
+    store = FrameStore(result.fetch.logs, PERIOD)
+    priced = result.pricing.priced
+    days = combine([LogAggregates.of(store.day(i), priced, PERIOD) for i in range(store.days)])
+    cut = replace(result, aggregates=days)
+    assert summary_json(build_summary(cut)) == summary_json(build_summary(result))
+    write_workbook(result, tmp_path / "month.xlsx")
+    write_workbook(cut, tmp_path / "days.xlsx")
+    assert (tmp_path / "days.xlsx").read_bytes() == (tmp_path / "month.xlsx").read_bytes()
 
 
 def test_no_logs_give_empty_aggregates_and_combine_of_nothing_is_empty() -> None:
