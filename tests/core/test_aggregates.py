@@ -24,6 +24,7 @@ from reconcile.core.schema import CONSUME, ERROR, LOG_DTYPES, REFUND, TOPUP
 from reconcile.demo import run as demo
 from reconcile.pricing.rules import load_rules
 from reconcile.pricing.stage import price_logs
+from reconcile.report import tables
 from reconcile.report.summary import build_summary, summary_json
 from reconcile.report.workbook import write_workbook
 from reconcile.settings import Settings
@@ -197,3 +198,29 @@ def test_no_logs_give_empty_aggregates_and_combine_of_nothing_is_empty() -> None
     assert not len(empty.refunds_topups)
     assert list(empty.refunds_topups.columns) == list(combine([]).refunds_topups.columns)
     assert np.array_equal(empty.refunds_topups.dtypes, combine([]).refunds_topups.dtypes)
+
+
+def test_by_day_keeps_refunds_topups_and_ledger_rows_of_days_without_consume_logs() -> None:
+    result = report_helpers.make_result()
+    logs = result.fetch.logs.copy()
+    quiet = PERIOD.start_ts + 24 * 86400 + 3600  # 25 October: no consume log that day
+    assert "2026-10-25" not in result.aggregates.by_day
+    logs.loc[logs["type"].isin([REFUND, TOPUP]), "created_at"] = quiet
+    assert result.ledger is not None
+    rows = result.ledger.rows.copy()
+    rows.loc[rows.index[:3], "created_at"] = quiet
+    cut = replace(
+        result,
+        aggregates=LogAggregates.of(logs, result.pricing.priced, PERIOD),
+        ledger=replace(result.ledger, rows=rows),
+    )
+    table, has_book, _ = tables.by_day(cut)
+    assert has_book
+    day = table[table["day"] == "2026-10-25"].iloc[0]
+    assert int(day["logs"]) == 0
+    assert int(day["refund"]) == int(logs.loc[logs["type"] == REFUND, "quota"].sum())
+    assert int(day["topup"]) == int(logs.loc[logs["type"] == TOPUP, "quota"].sum())
+    book = tables.book_consume(cut.ledger)
+    booked = int(book.loc[book["created_at"] == quiet, "quota"].sum())
+    assert booked > 0
+    assert int(day["ledger"]) == booked
