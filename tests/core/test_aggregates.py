@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,13 @@ from reconcile.core.aggregates import NO_NAME, NO_PATH, NO_REASON, LogAggregates
 from reconcile.core.identity import with_unique_ids
 from reconcile.core.logstore import FrameStore
 from reconcile.core.period import Period, parse_period
+from reconcile.core.results import RunResult
 from reconcile.core.schema import CONSUME, ERROR, LOG_DTYPES, REFUND, TOPUP
 from reconcile.demo import run as demo
 from reconcile.pricing.rules import load_rules
 from reconcile.pricing.stage import price_logs
 from reconcile.report import tables
+from reconcile.report.csvfile import write_discrepancies_csv
 from reconcile.report.summary import build_summary, summary_json
 from reconcile.report.workbook import write_workbook
 from reconcile.settings import Settings
@@ -224,3 +227,27 @@ def test_by_day_keeps_refunds_topups_and_ledger_rows_of_days_without_consume_log
     booked = int(book.loc[book["created_at"] == quiet, "quota"].sum())
     assert booked > 0
     assert int(day["ledger"]) == booked
+
+
+def _without_frames(result: RunResult) -> RunResult:
+    """The run as a day-by-day run may keep it: no logs, no pricing table."""
+    fetch = replace(result.fetch, logs=result.fetch.logs.iloc[0:0])
+    pricing = replace(result.pricing, priced=result.pricing.priced.iloc[0:0])
+    return replace(result, fetch=fetch, pricing=pricing)
+
+
+@pytest.mark.parametrize(
+    "make", [report_helpers.make_result, report_helpers.invoice_result, report_helpers.clean_result]
+)
+def test_the_report_needs_neither_the_logs_nor_the_pricing_table(
+    make: Callable[[], RunResult], tmp_path: Path
+) -> None:
+    result = make()
+    bare = _without_frames(result)
+    assert summary_json(build_summary(bare)) == summary_json(build_summary(result))
+    write_workbook(result, tmp_path / "full.xlsx")
+    write_workbook(bare, tmp_path / "bare.xlsx")
+    assert (tmp_path / "bare.xlsx").read_bytes() == (tmp_path / "full.xlsx").read_bytes()
+    write_discrepancies_csv(bare.findings, tmp_path / "bare.csv")
+    write_discrepancies_csv(result.findings, tmp_path / "full.csv")
+    assert (tmp_path / "bare.csv").read_bytes() == (tmp_path / "full.csv").read_bytes()
