@@ -50,6 +50,21 @@ NO_REASON: Final = "unspecified"
 #: The model or token name of a log that has none.
 NO_NAME: Final = "(none)"
 
+#: The log columns `LogAggregates.of` reads (a caller may pass only these: `content` is read
+#: for refund and top-up logs only), and the pricing table's.
+LOG_COLUMNS_READ: Final = [
+    "id",
+    "created_at",
+    "type",
+    "key_ref",
+    "token_name",
+    "model_name",
+    "quota",
+    "prompt_tokens",
+    "completion_tokens",
+    "content",
+]
+PRICED_COLUMNS_READ: Final = ["id", "rule", "expected_quota", "status", "path", "reason_code"]
 #: The columns of a refund or top-up log the Refunds & topups sheet shows.
 REFUND_COLUMNS: Final = [
     "id",
@@ -201,9 +216,11 @@ def _consume_detail(logs: pd.DataFrame, priced: pd.DataFrame) -> pd.DataFrame:
         logs["type"] == CONSUME,
         ["id", "token_name", "model_name", "quota", "prompt_tokens", "completion_tokens"],
     ]
-    wanted = ("id", "rule", "expected_quota", "status", "path", "reason_code")
     j = consume.merge(
-        priced[[c for c in wanted if c in priced]], on="id", how="left", validate="one_to_one"
+        priced[[c for c in PRICED_COLUMNS_READ if c in priced]],
+        on="id",
+        how="left",
+        validate="one_to_one",
     )
     j.index = consume.index
     status = _column(j, "status").fillna(NO_STATUS)

@@ -17,7 +17,15 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from reconcile import pipeline
-from reconcile.core.aggregates import NO_NAME, NO_PATH, NO_REASON, LogAggregates, combine
+from reconcile.core.aggregates import (
+    LOG_COLUMNS_READ,
+    NO_NAME,
+    NO_PATH,
+    NO_REASON,
+    PRICED_COLUMNS_READ,
+    LogAggregates,
+    combine,
+)
 from reconcile.core.identity import with_unique_ids
 from reconcile.core.logstore import FrameStore
 from reconcile.core.period import Period, parse_period
@@ -177,7 +185,11 @@ def test_days_cut_by_the_store_with_the_month_pricing_table_combine_to_the_whole
     store = FrameStore(logs, PERIOD)
     days = [LogAggregates.of(store.day(i), priced, PERIOD) for i in range(store.days)]
     assert sum(1 for i in range(store.days) if not len(store.day(i))) > 0
-    assert combine(days) == LogAggregates.of(logs, priced, PERIOD)
+    whole = LogAggregates.of(logs, priced, PERIOD)
+    assert combine(days) == whole
+    # the columns it reads are enough
+    narrow = LogAggregates.of(logs[LOG_COLUMNS_READ], priced[PRICED_COLUMNS_READ], PERIOD)
+    assert narrow == whole
 
 
 def test_the_report_from_the_days_combined_is_byte_for_byte_the_months(tmp_path: Path) -> None:
