@@ -142,6 +142,7 @@ class DatabaseSource:
                 ids.append(day["id"].to_numpy())
                 sink(day, stop + 1)
                 del day
+        reader.tally(keys_done=len(scope.key_refs))
         # without a sink the chunks become one frame at the end, never copied (dbframe.py)
         logs = logs_frame(reader.chunks)
         logs["row_key"] = row_keys(logs)  # the same table an HTTP source hands on
