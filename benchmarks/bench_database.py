@@ -293,7 +293,8 @@ def main() -> int:
                 results = [timed(child, m, dsn) for m in ("source", "naive")]
                 show(n, "read sqlite", results)
             if not args.skip_sqlite and ("fetch" in what or "open" in what):
-                stream = timed(fetch_command, dsn, snap)
+                if "fetch" in what or not (snap / "snapshot").is_dir():  # else: --keep's
+                    stream = timed(fetch_command, dsn, snap)
                 files = sorted((snap / "snapshot").glob("logs-*.parquet"))
                 size_mb = sum(p.stat().st_size for p in files) / 2**20
                 if "fetch" in what:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -141,7 +141,7 @@ def open_snapshot(directory: Path) -> SnapshotStore:
     if body["schema_version"] == 1:
         logs = _version1_logs(snap, body, path)
         check.part(logs, logs_path=snap / LOGS_FILE)
-        check.finish(body["counts"])
+        check.finish(body["counts"], lambda: [logs["row_key"]])
         return SnapshotStore(snap, body, meta, FrameStore(logs, meta.period))
     entries = body.get("files")
     edges = day_edges(meta.period)
@@ -170,7 +170,14 @@ def open_snapshot(directory: Path) -> SnapshotStore:
                 f"the manifest records {rows} rows in {name}, it holds {table.num_rows}", file=path
             )
         check.part(frame_of(table, _CHECKED, logs_path), logs_path, entry)
-    check.finish(body["counts"])
+
+    def every_row_key() -> Iterator[pd.Series]:
+        for entry in entries:
+            logs_path = snap / entry["name"]
+            table = _table(read_verified(logs_path, entry["sha256"]), logs_path, ["row_key"])
+            yield frame_of(table, ["row_key"], logs_path)["row_key"]
+
+    check.finish(body["counts"], every_row_key)
     return SnapshotStore(snap, body, meta)
 
 
@@ -259,7 +266,7 @@ class _Check:
         self.parts: list[dict[str, Any]] = []
         self.held = np.zeros(len(meta.windows), dtype=np.int64)
         self.ids: list[np.ndarray[Any, Any]] = []
-        self.keys: list[pa.Array] = []
+        self.hashes: list[np.ndarray[Any, Any]] = []  # of the row keys: 8 bytes a log
 
     def bad(self, message: str, file: Path | None = None) -> InputError:
         return InputError(message, file=file or self.path)
@@ -294,9 +301,9 @@ class _Check:
         self._windows(logs, times, logs_path)
         if self.meta.id_scheme == "stable":
             self.ids.append(logs["id"].to_numpy(dtype=np.int64))
-        keys = pa.array(logs["row_key"])
-        keys = keys if isinstance(keys, pa.ChunkedArray) else pa.chunked_array([keys])
-        self.keys.extend(keys.cast(pa.large_string()).chunks)
+        if logs["row_key"].duplicated().any():
+            raise self.bad(f"{logs_path.name} holds the same row key twice")
+        self.hashes.append(pd.util.hash_pandas_object(logs["row_key"], index=False).to_numpy())
 
     def _windows(self, logs: pd.DataFrame, times: Any, logs_path: Path) -> None:
         """Count each window's logs here; every log must lie in some window of its key."""
@@ -314,13 +321,15 @@ class _Check:
         if not covered.all():
             raise self.bad(f"{int((~covered).sum())} logs lie in no window the manifest records")
 
-    def finish(self, counts: Any) -> None:
+    def finish(self, counts: Any, row_keys: Callable[[], Iterable[pd.Series]]) -> None:
+        """Check what spans the parts; `row_keys` reads every part's row keys again, only
+        needed when two parts' keys hash alike (a repeated key, or a 64-bit collision)."""
         try:
-            self._finish(counts)
+            self._finish(counts, row_keys)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise self.bad(f"malformed manifest counts ({type(exc).__name__}: {exc})") from None
 
-    def _finish(self, counts: Any) -> None:
+    def _finish(self, counts: Any, row_keys: Callable[[], Iterable[pd.Series]]) -> None:
         total = add_counts(self.parts, self.meta.key_refs)
         if total["logs"] != counts["logs"]:
             raise self.bad(
@@ -336,12 +345,9 @@ class _Check:
                 f"logs per key: the manifest says {counts['by_key']}, the logs files hold "
                 f"{seen['by_key']}"
             )
-        if self.ids:
-            ids = np.concatenate(self.ids)
-            if len(np.unique(ids)) != len(ids):
-                raise self.bad("the logs files hold the same log id twice")
-        keys = pa.chunked_array(self.keys, type=pa.large_string())
-        if pc.count_distinct(keys).as_py() != len(keys):
+        if _repeated(self.ids):
+            raise self.bad("the logs files hold the same log id twice")
+        if _repeated(self.hashes) and _repeats(row_keys()):
             raise self.bad("the logs files hold the same row key twice")
         for w, held in zip(self.meta.windows, self.held.tolist(), strict=True):
             if held > w.ids:
@@ -349,6 +355,27 @@ class _Check:
                     f"window {w.start}..{w.end} of {w.key_ref}: the manifest records {w.ids} ids "
                     f"but the logs files hold {held} logs in it"
                 )
+
+
+def _repeated(parts: list[np.ndarray[Any, Any]]) -> bool:
+    """Whether any number repeats across the parts (sorted in place: no copy but the one)."""
+    if not parts:
+        return False
+    every = np.concatenate(parts)
+    parts.clear()
+    every.sort()
+    return bool((every[1:] == every[:-1]).any())
+
+
+def _repeats(parts: Iterable[pd.Series]) -> bool:
+    """Whether any text repeats across the parts (exactly, not by hash)."""
+    chunks = []
+    for part in parts:
+        keys = pa.array(part)
+        keys = keys if isinstance(keys, pa.ChunkedArray) else pa.chunked_array([keys])
+        chunks.extend(keys.cast(pa.large_string()).chunks)
+    every = pa.chunked_array(chunks, type=pa.large_string())
+    return bool(pc.count_distinct(every).as_py() != len(every))
 
 
 def with_logs(store: SnapshotStore) -> FetchResult:

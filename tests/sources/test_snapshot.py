@@ -500,3 +500,18 @@ def test_a_copy_is_the_same_files_byte_for_byte(tmp_path: Path) -> None:
     assert (tmp_path / "c" / MANIFEST_FILE).read_bytes() == (
         tmp_path / "a" / MANIFEST_FILE
     ).read_bytes()
+
+
+@pytest.mark.parametrize("day", ["logs-2026-10-01.parquet", "logs-2026-10-02.parquet"])
+def test_the_same_row_key_twice_is_refused_within_a_day_and_across_days(
+    tmp_path: Path, day: str
+) -> None:
+    snap = write_snapshot(fetch_result(), tmp_path)
+    first_key = pq.read_table(snap / FIRST_DAY).column("row_key")[0].as_py()
+    table = pq.read_table(snap / day)
+    keys = table.column("row_key").to_pylist()
+    keys[-1] = first_key
+    at = table.schema.get_field_index("row_key")
+    replace_file(snap, day, table.set_column(at, "row_key", pa.array(keys, pa.string())))
+    with pytest.raises(InputError, match="the same row key twice"):
+        read_snapshot(snap)
