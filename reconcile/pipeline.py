@@ -27,13 +27,17 @@ from reconcile.match.ledger import id_warnings
 from reconcile.pricing.rules import load_rules
 from reconcile.report.summary import build_summary
 from reconcile.settings import Settings
+from reconcile.sources.base import LogSource
 from reconcile.sources.choose import choose_source
+from reconcile.sources.fetch_into import fetch_into
 from reconcile.sources.progress import ProgressHook
 from reconcile.sources.snapshot import (
     MANIFEST_FILE,
     SNAPSHOT_DIR,
+    SnapshotStore,
     find_snapshot,
     read_snapshot,
+    save_snapshot,
     write_snapshot,
 )
 
@@ -60,14 +64,27 @@ def _check_readable(path: Path, role: str) -> None:
         raise InputError(f"{role} file not found", file=path)
 
 
-def fetch_period(
-    settings: Settings, period: Period, progress: ProgressHook | None = None
-) -> FetchResult:
-    """Fetch the period's logs from the source the settings choose (sources/choose.py)."""
+def _source(settings: Settings) -> LogSource:
+    """The source the settings choose (sources/choose.py), with what it needs."""
     source = choose_source(settings)
     if source.name != "database" and not settings.base_url:
         raise InputError("no gateway URL: set RECONCILE_BASE_URL", field="RECONCILE_BASE_URL")
-    return source.fetch(period, progress)
+    return source
+
+
+def fetch_period(
+    settings: Settings, period: Period, progress: ProgressHook | None = None
+) -> FetchResult:
+    """Fetch the period's logs into memory (small periods, tests)."""
+    return _source(settings).fetch(period, progress)
+
+
+def fetch_snapshot(
+    settings: Settings, period: Period, directory: Path, progress: ProgressHook | None = None
+) -> SnapshotStore:
+    """Fetch the period's logs into a snapshot in `directory`, read back a day at a time: from
+    the gateway's database never holding the month (sources/fetch_into.py)."""
+    return fetch_into(_source(settings), period, directory, progress)
 
 
 def compute(
@@ -208,7 +225,7 @@ def write_report(
     }
     summary = summary if summary is not None else build_summary(result)
     with writing(out_dir, "--out"), atomic_directory(out_dir, "--out") as staging:
-        write_snapshot(result.fetch, staging / SNAPSHOT_DIR)
+        save_snapshot(result.fetch, staging / SNAPSHOT_DIR)  # a copy, if already on disk
         write_discrepancies_csv(result.findings, staging / names["discrepancies"])
         write_workbook(result, staging / names["workbook"])
         (staging / names["summary"]).write_text(
@@ -230,7 +247,17 @@ def write_report(
 
 
 def write_fetch(result: FetchResult, out_dir: Path) -> Path:
-    """`reconcile fetch`: store the snapshot only, atomically."""
+    """Store a fetch already in memory as the snapshot of `out_dir`, atomically."""
     with writing(out_dir, "--out"), atomic_directory(out_dir, "--out") as staging:
         write_snapshot(result, staging / SNAPSHOT_DIR)
     return out_dir / SNAPSHOT_DIR
+
+
+def fetch_to(
+    settings: Settings, period: Period, out_dir: Path, progress: ProgressHook | None = None
+) -> SnapshotStore:
+    """`reconcile fetch`: the period's logs straight into the snapshot of `out_dir`, which
+    appears whole or not at all (a fetch that fails leaves an earlier `out_dir` as it was)."""
+    with writing(out_dir, "--out"), atomic_directory(out_dir, "--out") as staging:
+        store = fetch_snapshot(settings, period, staging / SNAPSHOT_DIR, progress)
+    return store.at(out_dir / SNAPSHOT_DIR)
