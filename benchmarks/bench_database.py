@@ -1,25 +1,36 @@
-"""Reading a month of logs from new-api's SQLite database: the database source against the
-naive read, time and peak memory side by side.
+"""Reading a month of logs from new-api's SQLite database, and storing it as a snapshot: the
+database source against the naive read, and `reconcile fetch` against the whole-month write,
+time and peak memory side by side.
 
-    ./dev python benchmarks/bench_database.py [--rows 1000000,5000000] [--keep DIR] [--postgres]
+    ./dev python benchmarks/bench_database.py [--rows 1000000,5000000] [--keep DIR]
+        [--what read,fetch,open] [--postgres]
 
 Builds a SQLite file per size with new-api's `tokens` and `logs` tables (the tests' DDL) and
 N consume logs of one token spread over October 2026, with the text a real gateway writes
 (`content`, a ~200-byte `other`, a request id). Then, each in a fresh child process so its
 peak resident memory (ru_maxrss) is its own:
-  - source: DatabaseSource.fetch, scoped by the token's API key, as `reconcile run` reads;
-  - naive:  pandas.read_sql of the period's rows in one query, then the same LOG_DTYPES
-            frame (what one would write without the source: every row as Python objects at
-            once, then converted).
+  read  - source: DatabaseSource.fetch, scoped by the token's API key, as `reconcile run` reads;
+        - naive:  pandas.read_sql of the period's rows in one query, then the same LOG_DTYPES
+                  frame (what one would write without the source: every row as Python objects
+                  at once, then converted).
+  fetch - stream: the `reconcile fetch` command itself (its own process, from start to exit):
+                  each day read, written to its Parquet file and dropped;
+        - whole:  what `reconcile fetch` did before: the month read whole (DatabaseSource.fetch),
+                  then put in canonical order and encoded as one Parquet file (the version 1
+                  snapshot write), then written.
+  open  - store:  open_snapshot of the snapshot `fetch` wrote (every file verified), then every
+                  day read in turn, as a run reads it;
+        - whole:  read_snapshot, the month in memory at once.
 With --postgres the same rows are also copied into a throwaway PostgreSQL server (the tests'
 `postgres_server`) and read both ways from there. Both methods must return the same number of
-logs; the figures go to benchmarks/README.md.
+logs; the figures go to benchmarks/README.md, with the load average printed beside them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sqlite3
 import subprocess
@@ -122,7 +133,9 @@ def measure(method: str, dsn: str) -> dict[str, Any]:
 
     period = parse_period("2026-10", None, None, "UTC")
     started = time.perf_counter()
-    if method == "source":
+    if method in ("whole-fetch", "store-open", "whole-open"):
+        rows = _snapshot_method(method, dsn, period)
+    elif method == "source":
         from reconcile.sources.database import DatabaseSource
 
         settings = Settings(log_dsn=SecretStr(dsn), api_keys=SecretStr(KEY))
@@ -152,8 +165,62 @@ def measure(method: str, dsn: str) -> dict[str, Any]:
         df = df.rename(columns={"channel_id": "channel"}).assign(key_ref="key")
         rows = len(df[list(LOG_DTYPES)].astype(LOG_DTYPES))
     seconds = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"method": method, "rows": rows, "seconds": seconds, "peak_mb": peak_mb}
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak_mb = usage.ru_maxrss / 1024
+    cpu = usage.ru_utime + usage.ru_stime
+    shown = method.split("-")[0]
+    return {"method": shown, "rows": rows, "seconds": seconds, "cpu": cpu, "peak_mb": peak_mb}
+
+
+def _snapshot_method(method: str, where: str, period: Any) -> int:
+    """`where`: the database's DSN and the snapshot directory, joined by a newline."""
+    from pydantic import SecretStr
+
+    from reconcile.settings import Settings
+    from reconcile.sources import snapshot_write
+    from reconcile.sources.database import DatabaseSource
+    from reconcile.sources.snapshot import open_snapshot, read_snapshot
+
+    dsn, out = where.split("\n")
+    if method == "whole-fetch":  # the version 1 write: the month in canonical order, one file
+        settings = Settings(log_dsn=SecretStr(dsn), api_keys=SecretStr(KEY))
+        logs = DatabaseSource(settings).fetch(period).logs
+        canonical = snapshot_write._canonical_logs(logs)
+        del logs
+        data = snapshot_write._parquet_bytes(canonical)
+        Path(out).mkdir(parents=True, exist_ok=True)
+        snapshot_write._atomic_write(Path(out) / "logs.parquet", data)
+        return len(canonical)
+    if method == "whole-open":
+        return len(read_snapshot(Path(out)).logs)
+    store = open_snapshot(Path(out))
+    return sum(len(store.day(i)) for i in range(store.days))
+
+
+def fetch_command(dsn: str, out: Path) -> dict[str, Any]:
+    """`reconcile fetch` from the database in its own process: its time and peak (wait4)."""
+    env = {**os.environ, "RECONCILE_LOG_DSN": dsn, "RECONCILE_API_KEYS": KEY}
+    cmd = [sys.executable, "-m", "reconcile", "fetch", "--period", "2026-10", "--tz", "UTC"]
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as cwd, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(  # in a directory of its own: no .env of the checkout
+            [*cmd, "--out", str(out), "--quiet"],
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=err,
+        )
+        assert proc.stdout is not None
+        said = proc.stdout.read().decode()
+        _, status, usage = os.wait4(proc.pid, 0)
+        err.seek(0)
+        if status != 0:
+            raise SystemExit(f"reconcile fetch failed ({status}): {err.read()[-2000:]!r}")
+    rows = int(said.split()[0].replace(",", ""))
+    seconds = time.perf_counter() - started
+    peak_mb = usage.ru_maxrss / 1024
+    cpu = usage.ru_utime + usage.ru_stime
+    return {"method": "stream", "rows": rows, "seconds": seconds, "cpu": cpu, "peak_mb": peak_mb}
 
 
 def child(method: str, dsn: str) -> dict[str, Any]:
@@ -169,21 +236,33 @@ def child(method: str, dsn: str) -> dict[str, Any]:
     return result
 
 
-def report(n: int, kind: str, dsn: str) -> None:
-    results = [child("source", dsn), child("naive", dsn)]
+def load() -> str:
+    return f"load {os.getloadavg()[0]:.1f}"
+
+
+def show(n: int, kind: str, results: list[dict[str, Any]]) -> None:
     if len({r["rows"] for r in results}) != 1:
         raise SystemExit(f"the methods disagree: {results}")
     for r in results:
         print(
-            f"{n:>10,} {kind:<10} {r['method']:<7} {r['seconds']:>8.1f} "
-            f"{r['rows'] / r['seconds']:>10,.0f} {r['peak_mb']:>7,.0f}"
+            f"{n:>10,} {kind:<12} {r['method']:<7} {r['seconds']:>8.1f} {r['cpu']:>7.1f} "
+            f"{r['rows'] / r['seconds']:>10,.0f} {r['peak_mb']:>7,.0f}  {r['load']}",
+            flush=True,
         )
+
+
+def timed(run: Any, *args: Any) -> dict[str, Any]:
+    before = load()
+    result: dict[str, Any] = run(*args)
+    result["load"] = f"{before} / {load()}"
+    return result
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", default="1000000,5000000", help="comma-separated sizes")
     ap.add_argument("--keep", type=Path, help="keep (and reuse) the database files here")
+    ap.add_argument("--what", default="read,fetch,open", help="read, fetch and/or open")
     ap.add_argument("--postgres", action="store_true", help="also read them from PostgreSQL")
     ap.add_argument("--skip-sqlite", action="store_true", help="only the PostgreSQL reads")
     ap.add_argument("--measure", help=argparse.SUPPRESS)
@@ -193,11 +272,13 @@ def main() -> int:
         print(json.dumps(measure(args.measure, args.dsn)))
         return 0
     sizes = [int(s) for s in args.rows.split(",")]
+    what = set(args.what.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         where = args.keep or Path(tmp)
         where.mkdir(parents=True, exist_ok=True)
         print(
-            f"{'rows':>10} {'database':<10} {'method':<7} {'seconds':>8} {'rows/s':>10} {'MB':>7}"
+            f"{'rows':>10} {'what':<12} {'method':<7} {'seconds':>8} {'cpu s':>7} {'rows/s':>10} "
+            f"{'MB':>7}  load average (1 min) before / after"
         )
         for n in sizes:
             db = where / f"logs-{n}.db"
@@ -206,15 +287,36 @@ def main() -> int:
                 build(db, n)
                 size_mb = db.stat().st_size / 2**20
                 print(f"# built {db.name}: {size_mb:,.0f} MB in {time.perf_counter() - t0:.0f}s")
-            if not args.skip_sqlite:
-                report(n, "sqlite", f"sqlite://{db}")
+            dsn = f"sqlite://{db}"
+            snap = where / f"fetched-{n}"
+            if not args.skip_sqlite and "read" in what:
+                results = [timed(child, m, dsn) for m in ("source", "naive")]
+                show(n, "read sqlite", results)
+            if not args.skip_sqlite and ("fetch" in what or "open" in what):
+                if "fetch" in what or not (snap / "snapshot").is_dir():  # else: --keep's
+                    stream = timed(fetch_command, dsn, snap)
+                files = sorted((snap / "snapshot").glob("logs-*.parquet"))
+                size_mb = sum(p.stat().st_size for p in files) / 2**20
+                if "fetch" in what:
+                    old = timed(child, "whole-fetch", f"{dsn}\n{where / 'v1'}")
+                    show(n, "fetch", [stream, old])
+                    print(f"# snapshot: {len(files)} day files, {size_mb:,.0f} MB")
+                if "open" in what:
+                    results = [
+                        timed(child, m, f"{dsn}\n{snap}") for m in ("store-open", "whole-open")
+                    ]
+                    show(n, "open", results)
             if args.postgres:
                 with postgres_server() as pg:
                     url = pg.url("postgres")
                     t0 = time.perf_counter()
                     copy_to_postgres(db, url)
                     print(f"# copied to PostgreSQL in {time.perf_counter() - t0:.0f}s")
-                    report(n, "postgresql", url)
+                    show(
+                        n,
+                        "read postgresql",
+                        [timed(child, m, url) for m in ("source", "naive")],
+                    )
     return 0
 
 

@@ -28,6 +28,7 @@ from synth_month import build
 from reconcile.books.ledger import load_ledger
 from reconcile.books.problems import unreadable_findings
 from reconcile.core import findings
+from reconcile.core.aggregates import LogAggregates
 from reconcile.core.logstore import FrameStore
 from reconcile.core.period import parse_period
 from reconcile.core.results import InputFile, RunResult
@@ -154,6 +155,7 @@ def main() -> None:
         inputs=[InputFile("ledger", str(work / "ledger.csv"), ledger.sha256)],
         fail_on="error",
         status="fail" if findings.reaches(found, "error") else "pass",
+        aggregates=LogAggregates.of(snap.logs, pricing.priced, period),
         ledger=ledger,
     )
     timed("write report", lambda: write_report(result, work / "out"))

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from reconcile.core import findings as findings_mod
+from reconcile.core.aggregates import LogAggregates
 from reconcile.core.period import parse_period
 from reconcile.core.results import FetchResult, InputFile, Ledger, Pricing, RunResult, WindowRecord
 from reconcile.core.schema import CATEGORIES, CONSUME, EXPLAIN, LOG_DTYPES, SEVERITY, findings_frame
@@ -164,6 +165,7 @@ def synth_result(n_findings: int, n_logs: int, seed: int = 11) -> RunResult:
         inputs=[InputFile("ledger", "ledger.csv", "0" * 64)],
         fail_on="error",
         status="fail",
+        aggregates=LogAggregates.of(logs, priced, period),
         ledger=ledger,
     )
 

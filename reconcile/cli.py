@@ -269,11 +269,11 @@ def fetch(
             when = parse_period(None, None, None, settings.timezone)  # raises: says what to give
         pipeline.check_outputs(out or pipeline.default_out_dir(when))
         with progress_for(sys.stderr) as hook:
-            result = pipeline.fetch_period(settings, when, hook)
-        where = pipeline.write_fetch(result, out or pipeline.default_out_dir(when))
+            store = pipeline.fetch_to(settings, when, out or pipeline.default_out_dir(when), hook)
     except ReconcileError as exc:
         raise _fail(exc, redact) from None
-    typer.echo(f"{len(result.logs):,} logs in {len(result.windows):,} windows -> {where}")
+    windows = len(store.meta.windows)
+    typer.echo(f"{len(store):,} logs in {windows:,} windows -> {store.directory}")
 
 
 @app.command()

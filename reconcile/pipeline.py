@@ -8,6 +8,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import tempfile
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,8 +20,7 @@ from reconcile.books.invoice import load_invoice
 from reconcile.books.ledger import load_ledger
 from reconcile.core import findings as findings_mod
 from reconcile.core.atomic import atomic_directory, atomic_write_text, check_replaceable
-from reconcile.core.identity import UniqueIds, with_unique_ids
-from reconcile.core.logstore import FrameStore
+from reconcile.core.identity import UniqueIds
 from reconcile.core.period import Period
 from reconcile.core.results import FetchResult, InputFile, Ledger, RunResult
 from reconcile.engines import Runner, choose_runner
@@ -27,13 +29,17 @@ from reconcile.match.ledger import id_warnings
 from reconcile.pricing.rules import load_rules
 from reconcile.report.summary import build_summary
 from reconcile.settings import Settings
+from reconcile.sources.base import LogSource
 from reconcile.sources.choose import choose_source
+from reconcile.sources.fetch_into import fetch_into
 from reconcile.sources.progress import ProgressHook
 from reconcile.sources.snapshot import (
     MANIFEST_FILE,
     SNAPSHOT_DIR,
+    SnapshotStore,
     find_snapshot,
-    read_snapshot,
+    open_snapshot,
+    save_snapshot,
     write_snapshot,
 )
 
@@ -60,14 +66,27 @@ def _check_readable(path: Path, role: str) -> None:
         raise InputError(f"{role} file not found", file=path)
 
 
-def fetch_period(
-    settings: Settings, period: Period, progress: ProgressHook | None = None
-) -> FetchResult:
-    """Fetch the period's logs from the source the settings choose (sources/choose.py)."""
+def _source(settings: Settings) -> LogSource:
+    """The source the settings choose (sources/choose.py), with what it needs."""
     source = choose_source(settings)
     if source.name != "database" and not settings.base_url:
         raise InputError("no gateway URL: set RECONCILE_BASE_URL", field="RECONCILE_BASE_URL")
-    return source.fetch(period, progress)
+    return source
+
+
+def fetch_period(
+    settings: Settings, period: Period, progress: ProgressHook | None = None
+) -> FetchResult:
+    """Fetch the period's logs into memory (small periods, tests)."""
+    return _source(settings).fetch(period, progress)
+
+
+def fetch_snapshot(
+    settings: Settings, period: Period, directory: Path, progress: ProgressHook | None = None
+) -> SnapshotStore:
+    """Fetch the period's logs into a snapshot in `directory`, read back a day at a time: from
+    the gateway's database never holding the month (sources/fetch_into.py)."""
+    return fetch_into(_source(settings), period, directory, progress)
 
 
 def compute(
@@ -83,10 +102,10 @@ def compute(
     rules = load_rules(request.rules)
     inputs = [InputFile("rules", str(request.rules), rules.sha256)]
 
-    snapshot: FetchResult | None = None
+    snapshot: SnapshotStore | None = None
     snapshot_input: InputFile | None = None
     if request.from_snapshot is not None:
-        snapshot = read_snapshot(request.from_snapshot)
+        snapshot = open_snapshot(request.from_snapshot)
         manifest = find_snapshot(request.from_snapshot) / MANIFEST_FILE
         snapshot_input = InputFile(
             "snapshot",
@@ -125,11 +144,12 @@ def compute(
 
     if snapshot_input is not None:
         inputs.append(snapshot_input)
-    fetched = snapshot if snapshot is not None else fetch_period(settings, period, progress)
-    # the stages read the logs a day at a time (core/logstore.py), ids as core/identity.py
-    # numbers them; the report still reads the month's logs whole
-    store = UniqueIds(FrameStore(fetched.logs, period), fetched.id_scheme)
-    fetched = with_unique_ids(fetched)
+    if snapshot is None:
+        snapshot = _fetch_to_scratch(settings, period, progress)
+    fetched = snapshot.meta
+    # the stages read the logs a day at a time (core/logstore.py), with the ids
+    # core/identity.py gives them; the report reads the days' aggregates
+    store = UniqueIds(snapshot, fetched.id_scheme)
 
     # engines: price and match run through the chosen runner (reconcile/engines/)
     staged = (runner or choose_runner(settings)).stage(
@@ -155,6 +175,7 @@ def compute(
         inputs=inputs,
         fail_on=request.fail_on,
         status="fail" if failed else "pass",
+        aggregates=staged.aggregates,
         ledger=ledger,
         invoice=invoice,
         warnings=[
@@ -167,6 +188,22 @@ def compute(
             *pricing.warnings,
         ],
     )
+
+
+def _fetch_to_scratch(
+    settings: Settings, period: Period, progress: ProgressHook | None
+) -> SnapshotStore:
+    """A run's fetch, into a snapshot in a scratch directory the stages read a day at a time
+    (the database source never holds the month); the report copies it. The directory is
+    removed when the store is let go, or when the process ends."""
+    scratch = Path(tempfile.mkdtemp(prefix="reconcile-fetch-"))
+    try:
+        store = fetch_snapshot(settings, period, scratch / SNAPSHOT_DIR, progress)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    weakref.finalize(store, shutil.rmtree, scratch, True)
+    return store
 
 
 @contextmanager
@@ -213,7 +250,7 @@ def write_report(
     }
     summary = summary if summary is not None else build_summary(result)
     with writing(out_dir, "--out"), atomic_directory(out_dir, "--out") as staging:
-        write_snapshot(result.fetch, staging / SNAPSHOT_DIR)
+        save_snapshot(result.fetch, staging / SNAPSHOT_DIR)  # a copy, if already on disk
         write_discrepancies_csv(result.findings, staging / names["discrepancies"])
         write_workbook(result, staging / names["workbook"])
         (staging / names["summary"]).write_text(
@@ -235,7 +272,17 @@ def write_report(
 
 
 def write_fetch(result: FetchResult, out_dir: Path) -> Path:
-    """`reconcile fetch`: store the snapshot only, atomically."""
+    """Store a fetch already in memory as the snapshot of `out_dir`, atomically."""
     with writing(out_dir, "--out"), atomic_directory(out_dir, "--out") as staging:
         write_snapshot(result, staging / SNAPSHOT_DIR)
     return out_dir / SNAPSHOT_DIR
+
+
+def fetch_to(
+    settings: Settings, period: Period, out_dir: Path, progress: ProgressHook | None = None
+) -> SnapshotStore:
+    """`reconcile fetch`: the period's logs straight into the snapshot of `out_dir`, which
+    appears whole or not at all (a fetch that fails leaves an earlier `out_dir` as it was)."""
+    with writing(out_dir, "--out"), atomic_directory(out_dir, "--out") as staging:
+        store = fetch_snapshot(settings, period, staging / SNAPSHOT_DIR, progress)
+    return store.at(out_dir / SNAPSHOT_DIR)

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from reconcile.core import findings as findings_mod
+from reconcile.core.aggregates import LogAggregates
 from reconcile.core.period import parse_period
 from reconcile.core.results import FetchResult, InputFile, Ledger, Pricing, RunResult, WindowRecord
 from reconcile.core.schema import (
@@ -392,6 +393,7 @@ def make_result(*, fail_on: str = "error", currency: str = "USD") -> RunResult:
         ],
         fail_on=fail_on,
         status="fail" if failed else "pass",
+        aggregates=LogAggregates.of(log_df, price_df, PERIOD),
         ledger=ledger,
         warnings=list(pricing.warnings),
     )
@@ -446,4 +448,5 @@ def empty_result() -> RunResult:
     priced = result.pricing.priced.iloc[0:0]
     pricing = replace(result.pricing, priced=priced, findings=priced.iloc[0:0], expected_quota=0)
     fetch = replace(result.fetch, logs=logs, windows=[], duplicates=0)
-    return replace(result, fetch=fetch, pricing=pricing, warnings=[])
+    aggregates = LogAggregates.of(logs, priced, PERIOD)
+    return replace(result, fetch=fetch, pricing=pricing, aggregates=aggregates, warnings=[])

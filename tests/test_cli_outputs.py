@@ -154,6 +154,8 @@ def test_a_report_written_before_markers_existed_is_replaced(
     out = tmp_path / "old"
     assert _rerun(snapshot, out).code == 1
     (out / MARKER).unlink()
+    for day in (out / "snapshot").glob("logs-*.parquet"):  # then a snapshot had one file
+        day.rename(out / "snapshot" / "logs.parquet")
     assert _rerun(snapshot, out).code == 1
     assert (out / MARKER).is_file()
 

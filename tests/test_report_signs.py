@@ -16,6 +16,7 @@ from openpyxl import load_workbook
 from report_helpers import FETCHED_AT, clean_result, make_result
 
 from reconcile.core import findings as findings_mod
+from reconcile.core.aggregates import LogAggregates
 from reconcile.core.money import exact_sum
 from reconcile.core.results import RunResult
 from reconcile.core.schema import CONSUME, findings_frame
@@ -132,7 +133,8 @@ def test_quota_sums_are_exact_beyond_int64() -> None:
     logs = result.fetch.logs.copy()
     consume = logs.index[logs["type"] == CONSUME][:2]
     logs.loc[consume, "quota"] = big
-    summary: dict[str, Any] = build_summary(replace(result, fetch=replace(result.fetch, logs=logs)))
+    aggregates = LogAggregates.of(logs, result.pricing.priced, result.period)
+    summary: dict[str, Any] = build_summary(replace(result, aggregates=aggregates))
     expected = sum(int(q) for q in logs.loc[logs["type"] == CONSUME, "quota"].tolist())
     assert summary["logs"]["consume"]["quota"] == expected > 2 * big
 

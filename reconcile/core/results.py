@@ -7,6 +7,7 @@ from datetime import datetime
 
 import pandas as pd
 
+from reconcile.core.aggregates import LogAggregates
 from reconcile.core.money import exact_sum
 from reconcile.core.period import Period
 from reconcile.pricing.rules import Rules
@@ -111,15 +112,24 @@ class InputFile:
 
 @dataclass
 class RunResult:
-    """Everything the report stage writes, computed; writing it decides nothing."""
+    """Everything the report stage writes, computed; writing it decides nothing.
 
-    fetch: FetchResult
+    The report reads the logs only through `aggregates`: `fetch` is needed for its metadata
+    (period, fetched_at, base_url, key_refs, windows, counts) and `pricing` for its warnings
+    and expected_quota, so a run that prices day by day may leave `fetch.logs` and
+    `pricing.priced` empty. Only the snapshot written beside the report (pipeline.write_report)
+    still reads `fetch.logs`.
+    """
+
+    fetch: FetchResult  # logs may be empty (see above)
     rules: Rules
-    pricing: Pricing
+    pricing: Pricing  # priced may be empty (see above)
     findings: pd.DataFrame  # finalized: FINDING_DTYPES + MONEY_COLUMNS, sorted by money at stake
     inputs: list[InputFile]
     fail_on: str
     status: str  # "pass" | "fail"
+    #: what the report reads of the logs and their pricing: sums by model, day, token, ...
+    aggregates: LogAggregates
     ledger: Ledger | None = None
     invoice: Ledger | None = None
     warnings: list[str] = field(default_factory=list)

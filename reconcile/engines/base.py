@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import pandas as pd
 
 from reconcile.books.problems import unreadable_findings
+from reconcile.core.aggregates import LogAggregates
+from reconcile.core.aggregates import combine as combine_aggregates
 from reconcile.core.logstore import LogStore
 from reconcile.core.period import Period
 from reconcile.core.results import Ledger, Pricing
@@ -29,18 +31,21 @@ from reconcile.pricing.stage import price_logs
 
 @dataclass
 class Staged:
-    """What the price and match stages give the report: pricing, and findings to finalize."""
+    """What the price and match stages give the report: pricing (its table left empty: the
+    report reads `aggregates`), the logs' aggregates, and findings to finalize."""
 
     pricing: Pricing
     frames: list[pd.DataFrame]
+    aggregates: LogAggregates
 
 
 @dataclass
 class PartResult:
-    """One partition's pricing and ledger findings."""
+    """One partition's pricing (its table dropped), aggregates and ledger findings."""
 
     pricing: Pricing
     ledger_findings: pd.DataFrame | None
+    aggregates: LogAggregates
 
 
 class Runner(Protocol):
@@ -89,7 +94,8 @@ def stage_whole(
         ]
     if invoice is not None:
         frames += [match_invoice(logs, invoice, period, rules), unreadable_findings(invoice)]
-    return Staged(pricing, frames)
+    aggregates = LogAggregates.of(logs, pricing.priced, period)
+    return Staged(replace(pricing, priced=pricing.priced.iloc[0:0]), frames, aggregates)
 
 
 def stage_partition(
@@ -109,7 +115,8 @@ def stage_partition(
     found = None
     if ledger is not None:
         found = match_ledger(logs, ledger, period, rules, id_scheme, request_ids)
-    return PartResult(pricing, found)
+    aggregates = LogAggregates.of(logs, pricing.priced, period)
+    return PartResult(replace(pricing, priced=pricing.priced.iloc[0:0]), found, aggregates)
 
 
 def combine(
@@ -121,7 +128,8 @@ def combine(
     id_scheme: str = "stable",
     ledger_whole: bool = False,
 ) -> Staged:
-    """Join the days' results (in day order) into the whole period's.
+    """Join the days' results (in day order) into the whole period's: findings, warnings and
+    sums; no per-log table (the report reads the aggregates).
 
     An invoice bills sums over the whole period (per model, day, token), so it is matched once
     against a handful of columns of all logs; no partition alone could judge it. A ledger
@@ -129,14 +137,12 @@ def combine(
     """
     period = store.period
     empty = price_logs(empty_logs(), rules, period.tz)
-    priced_parts = [p.pricing.priced for p in parts]
-    priced = pd.concat(priced_parts, ignore_index=True) if parts else empty.priced
     pricing_findings = [p.pricing.findings for p in parts if len(p.pricing.findings)]
     reasons: Counter[str] = Counter()
     for p in parts:
         reasons.update(p.pricing.not_repriceable_reasons)
     pricing = Pricing(
-        priced=priced,
+        priced=empty.priced,
         findings=(
             pd.concat(pricing_findings, ignore_index=True) if pricing_findings else empty.findings
         ),
@@ -154,7 +160,7 @@ def combine(
     if invoice is not None:
         logs = store.columns(INVOICE_COLUMNS)
         frames += [match_invoice(logs, invoice, period, rules), unreadable_findings(invoice)]
-    return Staged(pricing, frames)
+    return Staged(pricing, frames, combine_aggregates([p.aggregates for p in parts]))
 
 
 _SLOT = "\x00"  # where a warning's count goes; no warning text holds it

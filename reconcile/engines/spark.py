@@ -68,8 +68,9 @@ class SparkRunner:
             if ledger is not None and parts.has_rows(i)
         ]
         raw, offsets = store, None
-        if isinstance(store, UniqueIds) and not store.stable:
-            raw, offsets = store.inner, [int(o) for o in store.offsets]  # numbered by executors
+        if isinstance(store, UniqueIds):  # executors number their day's ids themselves
+            raw = store.inner
+            offsets = None if store.stable else [int(o) for o in store.offsets]
         job = _day_job(period, rules, parts.has_requests, id_scheme, offsets)
         files = snapshot_files(raw)
         with _scratch(self.scratch) as where, self._session() as spark:

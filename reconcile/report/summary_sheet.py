@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from reconcile.core.aggregates import NO_PATH
 from reconcile.core.findings import by_category
 from reconcile.core.money import display_amount
 from reconcile.core.results import RunResult
@@ -12,7 +13,7 @@ from reconcile.core.schema import ACTION, CATEGORIES, EXPLAIN, NOT_REPRICEABLE, 
 from reconcile.pricing.reasons import reason_text
 from reconcile.report.headline import SIGN_CONVENTION, compute_headline, verdict
 from reconcile.report.summary import category_amounts, failing_counts
-from reconcile.report.totals import NO_PATH, Money, compute_totals
+from reconcile.report.totals import Money, compute_totals
 from reconcile.report.xlsx import Book, print_setup, set_widths
 
 WIDTHS = [48, 14, 16, 20, 24, 24, 80]
@@ -30,11 +31,10 @@ def _period_text(result: RunResult) -> str:
 
 def _keys_text(result: RunResult, shown: int = 8) -> str:
     """Each key by its reference, with the token names its logs carry (never the key)."""
-    logs = result.fetch.logs
-    pairs = logs[["key_ref", "token_name"]].dropna().drop_duplicates()
+    pairs = result.aggregates.key_tokens
     parts = []
     for ref in result.fetch.key_refs:
-        names = sorted(str(n) for n in pairs.loc[pairs["key_ref"] == ref, "token_name"])
+        names = sorted(name for key, name in pairs if key == ref and name is not None)
         tokens = ", ".join(names[:shown])
         if len(names) > shown:
             tokens += f" and {len(names) - shown} more"

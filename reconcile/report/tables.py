@@ -8,44 +8,39 @@ consume), grouped by the book's own model, date and token columns.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pandas as pd
 
+from reconcile.core.aggregates import (
+    DAY_VALUES,
+    MODEL_VALUES,
+    NO_NAME,
+    RULE_VALUES,
+    TOKEN_VALUES,
+    Sums,
+)
 from reconcile.core.period import Period
 from reconcile.core.results import Ledger, RunResult
-from reconcile.core.schema import CONSUME, REFUND, TOPUP, TYPE_NAMES
-from reconcile.report.totals import MISMATCH, NOT_REPRICEABLE, UNPRICED, priced_with_charge
-
-NO_NAME = "(none)"
+from reconcile.core.schema import CONSUME, TYPE_NAMES
 
 
-def _consume_detail(result: RunResult) -> pd.DataFrame:
-    """Consume logs with tokens, pricing status and integer helper columns for sums."""
-    j = priced_with_charge(result)
-    logs = result.fetch.logs
-    tokens = logs.loc[logs["type"] == CONSUME, ["id", "prompt_tokens", "completion_tokens"]]
-    j = j.merge(tokens, on="id", how="left")
-    expected = j["expected_quota"].astype("Int64") if "expected_quota" in j else None
-    status = j["status"].astype("string") if "status" in j else pd.Series(pd.NA, index=j.index)
-    repriced = expected.notna() if expected is not None else pd.Series(False, index=j.index)
-    quota = j["quota"].astype("int64")
-    j["repriced"] = repriced.astype("int64")
-    j["charged_repriced"] = quota.where(repriced, 0)
-    j["expected"] = expected.fillna(0).astype("int64") if expected is not None else 0
-    rule = j["rule"].astype("string") if "rule" in j else pd.Series(pd.NA, index=j.index)
-    j["rule"] = rule.where(rule.str.len() > 0)
-    j["mismatch"] = (status == MISMATCH).fillna(False).astype("int64")
-    j["unchecked"] = status.isin([UNPRICED, NOT_REPRICEABLE]).fillna(False).astype("int64")
-    j["model_name"] = j["model_name"].astype("string").fillna(NO_NAME)
-    j["token_name"] = j["token_name"].astype("string").fillna(NO_NAME)
-    return j
+def _table(sums: Sums[str], key: str, values: Sequence[str]) -> pd.DataFrame:
+    """One aggregates table as a frame: its key column (strings), then int64 value columns."""
+    rows = list(sums.values())
+    out = pd.DataFrame({key: pd.Series(list(sums), dtype="string")})
+    for i, name in enumerate(values):
+        out[name] = pd.Series([r[i] for r in rows], dtype="int64")
+    return out
 
 
-def joined_unique(df: pd.DataFrame, key: str, value: str, sep: str) -> pd.Series:
-    """Per `key`, its distinct `value`s sorted and joined (deduplicated before any Python)."""
-    pairs = df[[key, value]].drop_duplicates()
-    return pairs.groupby(key, sort=False)[value].agg(lambda s: sep.join(sorted(map(str, s))))
+def _joined(pairs: Sequence[tuple[str, str]], sep: str) -> dict[str, str]:
+    """Per first item, its distinct second items sorted and joined."""
+    found: dict[str, set[str]] = {}
+    for key, value in pairs:
+        found.setdefault(key, set()).add(value)
+    return {key: sep.join(sorted(values)) for key, values in found.items()}
 
 
 def book_consume(book: Ledger | None) -> pd.DataFrame:
@@ -68,24 +63,10 @@ def _sum_by(rows: pd.DataFrame, key: str) -> pd.DataFrame:
 
 
 def by_model(result: RunResult) -> pd.DataFrame:
-    j = _consume_detail(result)
-    g = j.groupby("model_name", sort=False)
-    rules = joined_unique(j.dropna(subset=["rule"]), "model_name", "rule", "; ")
-    out = pd.DataFrame(
-        {
-            "logs": g.size(),
-            "prompt_tokens": g["prompt_tokens"].sum(),
-            "completion_tokens": g["completion_tokens"].sum(),
-            "charged": g["quota"].sum(),
-            "repriced": g["repriced"].sum(),
-            "charged_repriced": g["charged_repriced"].sum(),
-            "expected": g["expected"].sum(),
-            "mismatch": g["mismatch"].sum(),
-            "unchecked": g["unchecked"].sum(),
-        }
-    )
-    out["rule"] = rules.reindex(out.index).fillna("")
-    out = out.reset_index()
+    agg = result.aggregates
+    out = _table(agg.by_model, "model_name", MODEL_VALUES)
+    rules = _joined(list(agg.by_rule), "; ")
+    out["rule"] = out["model_name"].map(rules).astype("string")
     book = _sum_by(book_consume(_book(result)), "model_name")
     out = out.merge(book, on="model_name", how="outer")
     out = _fill_ints(out)
@@ -147,51 +128,25 @@ def book_days(result: RunResult) -> tuple[pd.Series | None, int]:
 
 def by_day(result: RunResult) -> tuple[pd.DataFrame, bool, int]:
     """Per local day of the period; also whether the book has dates, and rows without one."""
-    period = result.period
-    logs = result.fetch.logs
-    day_of_log = local_days(logs["created_at"], period)
-    j = _consume_detail(result)
-    j["day"] = local_days(j["created_at"], period)
-    g = j.groupby("day", sort=False)
-    out = pd.DataFrame(
-        {
-            "logs": g.size(),
-            "charged": g["quota"].sum(),
-            "charged_repriced": g["charged_repriced"].sum(),
-            "expected": g["expected"].sum(),
-        }
-    )
-    for code, name in ((REFUND, "refund"), (TOPUP, "topup")):
-        mask = logs["type"] == code
-        out[name] = logs.loc[mask, "quota"].groupby(day_of_log[mask]).sum()
-    days, undated = book_days(result)
-    if days is not None:
+    days = pd.Index(period_days(result.period), name="day")
+    out = _table(result.aggregates.by_day, "day", DAY_VALUES).set_index("day").reindex(days)
+    book_dates, undated = book_days(result)
+    if book_dates is not None:
         rows = book_consume(_book(result))
-        out["ledger"] = rows["quota"].groupby(days.to_numpy()).sum() if len(rows) else 0
-    out = out.reindex(pd.Index(period_days(period), name="day"))
+        ledger = rows["quota"].groupby(book_dates.to_numpy()).sum() if len(rows) else None
+        out["ledger"] = ledger.reindex(days) if ledger is not None else 0
     out = _fill_ints(out.reset_index())
     out["diff"] = out["charged_repriced"] - out["expected"]
-    if days is not None:
+    if book_dates is not None:
         out["book_diff"] = out["charged"] - out["ledger"]  # gateway − books, as everywhere
-    return out, days is not None, undated
+    return out, book_dates is not None, undated
 
 
 def by_token(result: RunResult) -> pd.DataFrame:
-    logs = result.fetch.logs
-    token = logs["token_name"].astype("string").fillna(NO_NAME)
-    pairs = pd.DataFrame({"token_name": token, "key_ref": logs["key_ref"].astype("string")})
-    keys = joined_unique(pairs.dropna(), "token_name", "key_ref", ", ")
-    out = pd.DataFrame({"keys": keys})
-    for code, name in ((CONSUME, "charged"), (REFUND, "refund"), (TOPUP, "topup")):
-        mask = logs["type"] == code
-        out[name] = logs.loc[mask, "quota"].groupby(token[mask]).sum()
-    out["logs"] = (logs["type"] == CONSUME).groupby(token).sum()
-    j = _consume_detail(result)
-    g = j.groupby("token_name", sort=False)
-    out["charged_repriced"] = g["charged_repriced"].sum()
-    out["expected"] = g["expected"].sum()
-    out.index.name = "token_name"
-    out = out.reset_index()
+    agg = result.aggregates
+    out = _table(agg.by_token, "token_name", TOKEN_VALUES)
+    pairs = [(NO_NAME if t is None else t, k) for k, t in agg.key_tokens]
+    out.insert(1, "keys", out["token_name"].map(_joined(pairs, ", ")).astype("string"))
     out = out.merge(
         _sum_by(book_consume(_book(result)), "token_name"), on="token_name", how="outer"
     )
@@ -212,10 +167,7 @@ def by_token(result: RunResult) -> pd.DataFrame:
 
 def refunds_topups(result: RunResult) -> pd.DataFrame:
     """Refund and topup logs in time order, with the ledger quota booked against each."""
-    logs = result.fetch.logs
-    rows = logs[logs["type"].isin([REFUND, TOPUP])].sort_values(
-        ["created_at", "id"], kind="mergesort"
-    )
+    rows = result.aggregates.refunds_topups
     rows = rows.assign(type_name=rows["type"].map(TYPE_NAMES))
     ledger = result.ledger
     booked = pd.Series(dtype="Int64")
@@ -228,17 +180,12 @@ def refunds_topups(result: RunResult) -> pd.DataFrame:
 
 def rules_used(result: RunResult) -> pd.DataFrame:
     """Per rule the pricing stage applied: logs, charged and expected quota."""
-    j = _consume_detail(result).dropna(subset=["rule"])
-    g = j.groupby(j["rule"].astype("string"), sort=True)
-    out = pd.DataFrame(
-        {
-            "logs": g.size(),
-            "charged": g["charged_repriced"].sum(),
-            "expected": g["expected"].sum(),
-            "mismatch": g["mismatch"].sum(),
-        }
-    )
-    return out.reset_index()
+    per_rule: Sums[str] = {}
+    for (_, rule), values in result.aggregates.by_rule.items():
+        was = per_rule.get(rule)
+        per_rule[rule] = values if was is None else tuple(map(sum, zip(was, values, strict=True)))
+    out = _table(dict(sorted(per_rule.items())), "rule", RULE_VALUES)
+    return out.rename(columns={"charged_repriced": "charged"})
 
 
 def unreadable_rows(result: RunResult) -> pd.DataFrame:

@@ -9,18 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
+from reconcile.core.aggregates import MISMATCH, NOT_REPRICEABLE, OK, UNPRICED, Sums
 from reconcile.core.money import exact_sum, quota_to_amount
 from reconcile.core.results import Ledger, RunResult
-from reconcile.core.schema import CONSUME, TYPE_CODES, TYPE_NAMES
-
-#: Re-pricing statuses (results.Pricing.priced["status"]).
-OK, MISMATCH, UNPRICED, NOT_REPRICEABLE = "ok", "mismatch", "unpriced", "not_repriceable"
-#: The billing path of a consume log no rule prices (pricing leaves its path empty).
-NO_PATH = "none"
+from reconcile.core.schema import TYPE_CODES, TYPE_NAMES
 
 
 @dataclass(frozen=True)
@@ -52,7 +46,7 @@ class Totals:
     book: Ledger | None  # the ledger, else the invoice, else None
     book_by_type: dict[str, Count]  # the book's rows by direction (an invoice is all consume)
     unreadable_rows: int  # ledger + invoice rows that could not be read
-    #: consume logs by billing path (priced["path"]; NO_PATH when no rule prices the model)
+    #: consume logs by billing path (aggregates.NO_PATH when no rule prices the model)
     #: and not re-priceable logs by reason code: count and charged quota, largest count first
     by_path: dict[str, Count] = field(default_factory=dict)
     by_reason: dict[str, Count] = field(default_factory=dict)
@@ -85,22 +79,19 @@ def _count(frame: pd.DataFrame, column: str = "quota") -> Count:
     return Count(len(frame), exact_sum(frame[column]) if len(frame) else 0)
 
 
-def log_counts(logs: pd.DataFrame) -> dict[str, Count]:
-    """Count and quota of each kept log type, every type present."""
-    return {name: _count(logs[logs["type"] == code]) for code, name in TYPE_NAMES.items()}
+def _counts(table: Sums[str], *names: str) -> Count:
+    """Count and quota of the table's rows under `names`, together."""
+    parts = [table[n] for n in names if n in table]
+    return Count(sum(p[0] for p in parts), sum(p[1] for p in parts))
 
 
-def priced_with_charge(result: RunResult) -> pd.DataFrame:
-    """The pricing table joined with each consume log's charged quota, model, token and time."""
-    logs = result.fetch.logs
-    consume = logs.loc[
-        logs["type"] == CONSUME,
-        ["id", "created_at", "key_ref", "token_name", "model_name", "quota"],
-    ]
-    priced = result.pricing.priced
-    wanted = ("id", "rule", "expected_quota", "diff_quota", "status", "path", "reason_code")
-    cols = [c for c in wanted if c in priced]
-    return consume.merge(priced[cols], on="id", how="left", validate="one_to_one")
+def _ranked(table: Sums[str]) -> dict[str, Count]:
+    """Count and quota by name, the largest count first, then by name, so the same run
+    always lists them alike."""
+    return {
+        name: Count(count, quota)
+        for name, (count, quota) in sorted(table.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    }
 
 
 def book_by_type(book: Ledger | None) -> dict[str, Count]:
@@ -116,49 +107,20 @@ def book_by_type(book: Ledger | None) -> dict[str, Count]:
     return out
 
 
-def counted_by(frame: pd.DataFrame, column: str, empty: str) -> dict[str, Count]:
-    """Count and quota of `frame`'s rows by `column` (missing or blank: `empty`), the
-    largest count first, then by name, so the same run always lists them alike."""
-    codes: npt.NDArray[np.intp] = np.full(len(frame), -1, dtype=np.intp)
-    names: list[str] = []
-    if column in frame:
-        codes, uniques = pd.factorize(frame[column])  # missing: -1
-        names = [str(u).strip() or empty for u in uniques]
-    quota = frame["quota"]
-    out: dict[str, Count] = {}
-    for name, rows in [*((n, codes == i) for i, n in enumerate(names)), (empty, codes < 0)]:
-        part = quota[rows]
-        if len(part):
-            was = out.get(name, Count(0, 0))
-            out[name] = Count(was.count + len(part), was.quota + exact_sum(part))
-    return dict(sorted(out.items(), key=lambda kv: (-kv[1].count, kv[0])))
-
-
 def compute_totals(result: RunResult) -> Totals:
-    joined = priced_with_charge(result)
-    status = joined["status"].astype("string") if "status" in joined else None
-
-    def by_status(*names: str) -> Count:
-        if status is None:
-            return Count(0, 0)
-        return _count(joined[status.isin(names).fillna(False)])
-
+    agg = result.aggregates
     unreadable = sum(len(b.unreadable) for b in (result.ledger, result.invoice) if b is not None)
     book = result.ledger if result.ledger is not None else result.invoice
     return Totals(
-        logs=log_counts(result.fetch.logs),
-        repriced=by_status(OK, MISMATCH),
+        logs={name: _counts(agg.by_type, name) for name in TYPE_NAMES.values()},
+        repriced=_counts(agg.by_status, OK, MISMATCH),
         expected_quota=int(result.pricing.expected_quota),
-        mismatched=by_status(MISMATCH),
-        unpriced=by_status(UNPRICED),
-        not_repriceable=by_status(NOT_REPRICEABLE),
+        mismatched=_counts(agg.by_status, MISMATCH),
+        unpriced=_counts(agg.by_status, UNPRICED),
+        not_repriceable=_counts(agg.by_status, NOT_REPRICEABLE),
         book=book,
         book_by_type=book_by_type(book),
         unreadable_rows=unreadable,
-        by_path=counted_by(joined, "path", NO_PATH),
-        by_reason=counted_by(
-            joined[status.eq(NOT_REPRICEABLE).fillna(False)] if status is not None else joined[:0],
-            "reason_code",
-            "unspecified",
-        ),
+        by_path=_ranked(agg.by_path),
+        by_reason=_ranked(agg.by_reason),
     )

@@ -13,6 +13,10 @@ content.py        reading by content: windows of one page, multisets
 engine.py         what every reader shares: URLs, page checks, splitting, scheme
 http.py           one request: retries, deadline, answers classified
 items.py          gateway items to the logs table, redacted, with row keys
-snapshot.py       the fetched logs stored and verified
+database.py       the gateway's own database, read a day at a time (dbconn, dbframe, dsn)
+fetch_into.py     a fetch straight into a snapshot on disk, a day at a time from a database
+snapshot.py       the fetched logs stored and verified, one Parquet file per local day:
+                  snapshot_manifest.py, snapshot_write.py (writer, copy), snapshot_read.py
+                  (SnapshotStore: the snapshot as a LogStore)
 progress.py       progress on stderr
 """

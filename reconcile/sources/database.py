@@ -28,12 +28,14 @@ import itertools
 import logging
 import time as clock
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -56,6 +58,9 @@ MAX_ATTEMPTS = 3  # reads of one day before its count and rows are declared inco
 ALL = "*"  # RECONCILE_TOKEN_NAMES=* : every log in the table
 
 _KEPT_TYPES = np.array(sorted(TYPE_NAMES), dtype=np.int64)
+
+#: Receives each day's logs and the end of the time read so far (unix s, exclusive).
+DaySink = Callable[[pd.DataFrame, int], None]
 
 
 @dataclass
@@ -82,10 +87,18 @@ class DatabaseSource:
         self._dsn = parse_dsn(settings.log_dsn)
 
     def fetch(self, period: Period, progress: ProgressHook | None = None) -> FetchResult:
+        return self.stream(period, None, progress)
+
+    def stream(
+        self, period: Period, sink: DaySink | None, progress: ProgressHook | None = None
+    ) -> FetchResult:
+        """Read the period a day at a time. With a `sink`, each day's logs go to it with the
+        end of the time read (unix s, exclusive) as soon as the day is proven complete, and are
+        not kept: the FetchResult's logs are empty. Without, the FetchResult holds them all."""
         fetched_at = datetime.now(UTC).replace(microsecond=0)
         db = connect(self._dsn)
         try:
-            return self._fetch(db, period, progress, fetched_at)
+            return self._fetch(db, period, progress, fetched_at, sink)
         finally:
             db.close()
 
@@ -95,6 +108,7 @@ class DatabaseSource:
         period: Period,
         progress: ProgressHook | None,
         fetched_at: datetime,
+        sink: DaySink | None,
     ) -> FetchResult:
         started = clock.monotonic()
         present = db.columns("logs")
@@ -118,20 +132,31 @@ class DatabaseSource:
         end = _last_second(period)
         days = _days(period, end)
         reader.tally(windows_total=len(days), keys_total=len(scope.key_refs))
+        ids: list[np.ndarray[Any, Any]] = []  # the month's ids: 8 bytes a log
         for start, stop in days:
             reader.window(start, stop)
+            if sink is not None:
+                day = logs_frame(reader.chunks)  # empties reader.chunks
+                # a day's row keys are the month's: logs of equal content share created_at
+                day["row_key"] = row_keys(day)
+                ids.append(day["id"].to_numpy())
+                sink(day, stop + 1)
+                del day
         reader.tally(keys_done=len(scope.key_refs))
+        # without a sink the chunks become one frame at the end, never copied (dbframe.py)
         logs = logs_frame(reader.chunks)
-        ids = logs["id"].to_numpy()
-        if len(np.unique(ids)) != len(ids):
+        logs["row_key"] = row_keys(logs)  # the same table an HTTP source hands on
+        every = (
+            logs["id"].to_numpy() if sink is None else np.concatenate([*ids, logs["id"].to_numpy()])
+        )
+        if len(np.unique(every)) != len(every):
             raise GatewayError(
                 f"log database {self._dsn.display}: the logs table holds the same id twice "
                 "in this period; its ids cannot identify logs"
             )
-        logs["row_key"] = row_keys(logs)  # the same table an HTTP source hands on
         log.info(
             "read %d logs (%s) from %s in %.2fs",
-            len(logs),
+            len(every),
             scope.description,
             self._dsn.display,
             clock.monotonic() - started,

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
 from conftest import run_cli
 from match_helpers import LEDGERS
 
 from reconcile.demo import run as demo
 from reconcile.demo.gateway import GatewayServer, LogStore
 from reconcile.demo.users import User
+from reconcile.sources.snapshot import read_snapshot
 
 TOKEN = "accesstoken-user7-0123456789abcdef"
 ARGS = ("--period", "2026-10", "--tz", "Asia/Shanghai", "--rules", str(demo.FILES.rules))
@@ -52,7 +52,7 @@ def test_position_ids_count_price_and_match_every_log_once(tmp_path: Path) -> No
     # the same month, the same verdict: every log once, the demo's pricing findings only
     assert _summary(tmp_path / "user") == _summary(tmp_path / "key")
 
-    stored = pd.read_parquet(tmp_path / "user" / "snapshot" / "logs.parquet")
+    stored = read_snapshot(tmp_path / "user").logs
     assert stored["id"].duplicated().any()  # the gateway's ids, as shown: not an identity
     assert not stored["row_key"].duplicated().any()
     manifest = json.loads((tmp_path / "user" / "snapshot" / "manifest.json").read_text())

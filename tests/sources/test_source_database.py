@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import sqlite3
 from collections.abc import Callable
 from contextlib import closing
@@ -38,6 +39,8 @@ from reconcile.sources import database
 from reconcile.sources.database import DatabaseSource
 from reconcile.sources.dbconn import MysqlLogs, PostgresLogs, SqliteLogs
 from reconcile.sources.dsn import parse_dsn
+from reconcile.sources.fetch_into import fetch_into
+from reconcile.sources.snapshot import open_snapshot, write_snapshot
 from reconcile.sources.token import fetch_logs
 
 PERIOD = parse_period(demo.PERIOD, None, None, demo.TIMEZONE)
@@ -452,3 +455,61 @@ def test_values_sqlite_stores_with_other_types(tmp_path: Path) -> None:
         conn.commit()
     with pytest.raises(GatewayError, match=r"`quota` is not an integer: 2\.5"):
         DatabaseSource(_settings(f"sqlite://{path}", user_id=1)).fetch(PERIOD)
+
+
+def test_fetch_into_streams_days_into_the_same_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Streamed a day at a time into the writer, the database's logs make byte for byte the
+    snapshot that the month read whole and then written makes; each day is written as soon as
+    it is read, before the next day is read."""
+    path = make_sqlite(tmp_path / "one-api.db", _tables())
+    source = DatabaseSource(_settings(f"sqlite://{path}", api_keys=_keys(demo.demo_keys())))
+    whole = source.fetch(PERIOD)
+    write_snapshot(whole, tmp_path / "whole")
+
+    written_before_read: list[int] = []
+    read_window = database._Reader.window
+
+    def window(reader: Any, start: int, end: int) -> None:
+        written_before_read.append(len(list((tmp_path / "streamed").glob("logs-*.parquet"))))
+        read_window(reader, start, end)
+
+    monkeypatch.setattr(database._Reader, "window", window)
+    store = fetch_into(source, PERIOD, tmp_path / "streamed")
+    assert written_before_read == list(range(31))  # day d read after days 0..d-1 were written
+    assert (len(store), store.days) == (len(whole.logs), 31)
+    assert len(store.meta.logs) == 0
+    a = json.loads((tmp_path / "streamed/manifest.json").read_text())
+    b = json.loads((tmp_path / "whole/manifest.json").read_text())
+    for name in ("fetched_at", "content_sha256"):
+        a.pop(name), b.pop(name)
+    assert a == b
+    for f in b["files"]:
+        assert (tmp_path / "streamed" / f["name"]).read_bytes() == (
+            tmp_path / "whole" / f["name"]
+        ).read_bytes()
+
+
+def test_fetch_into_a_failed_read_leaves_no_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A day that cannot be proven complete, after earlier days were written: no manifest,
+    so nothing a run would open as a snapshot."""
+    path = make_sqlite(tmp_path / "one-api.db", _tables())
+    real = SqliteLogs.query
+    late = PERIOD.start_ts + 20 * 86400
+
+    def overcount(self: SqliteLogs, sql: str, params: Any) -> list[Any]:
+        rows = real(self, sql, params)
+        wrong = "count(*)" in sql and params[0] >= late
+        return [(v, n + 1) for v, n in rows] if wrong else rows
+
+    monkeypatch.setattr(SqliteLogs, "query", overcount)
+    with pytest.raises(GatewayError, match="3 times"):
+        fetch_into(
+            DatabaseSource(_settings(f"sqlite://{path}", token_names="*")), PERIOD, tmp_path / "s"
+        )
+    assert len(list((tmp_path / "s").glob("logs-*.parquet"))) == 20
+    with pytest.raises(InputError, match="no snapshot here"):
+        open_snapshot(tmp_path / "s")
