@@ -6,16 +6,14 @@ The logs are bench_end_to_end's (several models and groups, `other` as new-api w
 charged the demo contract's price with a few planted overcharges; the ledger has one row per
 log with planted problems (rows dropped, amounts altered, rows booked twice). Each local day
 is generated with NumPy and Arrow, priced by the stage code (the ledger must agree with the
-contract), appended to the snapshot's Parquet file as its own row group and to the ledger CSV,
-and dropped: the month is never held, so 10M logs build in minutes in little memory, where
-building one pandas frame and pricing it whole took 391 s for 3M.
+contract), written as the snapshot's file of that day (SnapshotWriter) and appended to the
+ledger CSV, and dropped: the month is never held, so 10M logs build in minutes in little
+memory, where building one pandas frame and pricing it whole took 391 s for 3M.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,14 +24,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from reconcile.core.logstore import day_edges
-from reconcile.core.period import Period, parse_period
-from reconcile.core.schema import LOG_DTYPES, TYPE_NAMES
+from reconcile.core.period import parse_period
+from reconcile.core.results import FetchResult
+from reconcile.core.schema import LOG_DTYPES, empty_logs
 from reconcile.pricing.rules import load_rules
 from reconcile.pricing.stage import price_logs
-from reconcile.sources import snapshot as snap
+from reconcile.sources.snapshot import SnapshotWriter
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "reconcile" / "demo" / "data" / "rules.toml"
@@ -62,8 +60,6 @@ LEDGER_SCHEMA = pa.schema(
         ("quota", pa.int64()),
     ]
 )
-_ARROW = {"int64": pa.int64(), "string": pa.string(), "bool": pa.bool_()}
-SCHEMA = pa.schema([pa.field(c, _ARROW[t]) for c, t in {**LOG_DTYPES, "row_key": "string"}.items()])
 
 
 def day_logs(rng: np.random.Generator, n: int, lo: int, hi: int, first_id: int) -> pd.DataFrame:
@@ -152,17 +148,12 @@ def build(n: int, out: Path, planted: int = 2000, seed: int = 7) -> dict[str, fl
     per_day = np.full(days, n // days)
     per_day[: n % days] += 1
     rng = np.random.default_rng(seed)
-    (out / "snap").mkdir(parents=True, exist_ok=True)
-    logs_path = out / "snap" / snap.LOGS_FILE
+    writer = SnapshotWriter(out / "snap", period)
     ledger_path = out / "ledger.csv"
     times = {"generate": 0.0, "price": 0.0, "write": 0.0}
-    consume = [0, 0]
     next_id = 3
     csv_options = pacsv.WriteOptions(quoting_style="none")
-    with (
-        pq.ParquetWriter(logs_path, SCHEMA, compression="zstd") as parquet,
-        pacsv.CSVWriter(ledger_path, LEDGER_SCHEMA, write_options=csv_options) as ledger,
-    ):
+    with pacsv.CSVWriter(ledger_path, LEDGER_SCHEMA, write_options=csv_options) as ledger:
         for i in range(days):
             t = time.perf_counter()
             logs = day_logs(rng, int(per_day[i]), int(edges[i]), int(edges[i + 1]), next_id)
@@ -178,61 +169,13 @@ def build(n: int, out: Path, planted: int = 2000, seed: int = 7) -> dict[str, fl
             logs["quota"] = quota
             times["price"] += time.perf_counter() - t
             t = time.perf_counter()
-            parquet.write_table(pa.Table.from_pandas(logs, SCHEMA, preserve_index=False))
+            writer.add(logs.astype({**LOG_DTYPES, "row_key": "string"}))
+            writer.flush(int(edges[i + 1]))
             ledger.write_table(ledger_rows(logs, rng, planted // days))
-            consume[0] += len(logs)
-            consume[1] += int(quota.sum())
             times["write"] += time.perf_counter() - t
-    write_manifest(out / "snap", period, consume)
+    fetched_at = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
+    writer.finish(FetchResult(period, empty_logs(), [], [KEY], fetched_at))
     return times
-
-
-def write_manifest(directory: Path, period: Period, consume: list[int]) -> None:
-    """The snapshot's manifest, as sources/snapshot.py writes it, for the logs file written."""
-    data_path = directory / snap.LOGS_FILE
-    sha = hashlib.sha256()
-    with open(data_path, "rb") as fh:
-        while chunk := fh.read(1 << 24):
-            sha.update(chunk)
-    by_type = {name: {"count": 0, "quota": 0} for name in TYPE_NAMES.values()}
-    by_type[TYPE_NAMES[2]] = {"count": consume[0], "quota": consume[1]}
-    body: dict[str, Any] = {
-        "schema_version": snap.SCHEMA_VERSION,
-        "kind": snap.KIND,
-        "period": {
-            "start": period.start.isoformat(),
-            "end": period.end.isoformat(),
-            "timezone": period.timezone,
-            "label": period.label,
-        },
-        "fetched_at": datetime(2026, 11, 1, 2, 0, tzinfo=UTC).isoformat(),
-        "base_url": "",
-        "key_refs": [KEY],
-        "source": "token",
-        "id_scheme": "stable",
-        "gateway_stat_quota": None,
-        "warnings": [],
-        "files": {
-            "logs": {
-                "name": snap.LOGS_FILE,
-                "rows": consume[0],
-                "bytes": data_path.stat().st_size,
-                "sha256": sha.hexdigest(),
-            }
-        },
-        "counts": {
-            "logs": consume[0],
-            "by_type": by_type,
-            "by_key": {KEY: consume[0]},
-            "duplicates": 0,
-            "outside_window": 0,
-            "other_types": 0,
-        },
-        "windows": [],
-    }
-    body["content_sha256"] = snap._content_hash(body)
-    text = json.dumps(body, indent=2, ensure_ascii=False) + "\n"
-    (directory / snap.MANIFEST_FILE).write_text(text, encoding="utf-8")
 
 
 def main() -> None:

@@ -19,6 +19,9 @@ The lookup mirrors match_ledger's exactly (the first log in the logs' order with
 request id), so every partition judges its rows as the whole-period run judges them. Rows the
 ledger could not read claim logs too (their finding covers the log): they go along with the
 log they claim, and only to that partition.
+
+Routing reads only the period's log ids and request ids (LogStore.columns), never a whole
+log: the days themselves are read one at a time when they are priced and matched.
 """
 
 from __future__ import annotations
