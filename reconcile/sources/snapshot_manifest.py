@@ -130,7 +130,9 @@ def manifest(
             "label": period.label,
         },
         "fetched_at": meta.fetched_at.isoformat(),
-        "base_url": _origin(meta.base_url),
+        # a database's DSN as shown holds no user or password (sources/dsn.py), and its
+        # origin alone would not say which database (nor a SQLite file's which file)
+        "base_url": meta.base_url if meta.source == "database" else _origin(meta.base_url),
         "key_refs": list(meta.key_refs),
         "source": meta.source,
         "id_scheme": meta.id_scheme,
