@@ -19,7 +19,7 @@ import io
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from reconcile.core.logstore import FrameStore, day_edges
+from reconcile.core.logstore import FrameStore, LogStore, day_edges
 from reconcile.core.period import Period
 from reconcile.core.results import FetchResult
 from reconcile.core.schema import LOG_COLUMNS, TYPE_CODES, TYPE_NAMES
@@ -379,3 +379,7 @@ def with_logs(store: SnapshotStore) -> FetchResult:
     """The store's FetchResult with every log in memory (for tests and small runs)."""
     values = {f.name: getattr(store.meta, f.name) for f in fields(FetchResult)}
     return FetchResult(**{**values, "logs": store.columns(COLUMNS)})
+
+
+if TYPE_CHECKING:  # mypy proves the store serves every stage that reads a LogStore
+    _STORE: type[LogStore] = SnapshotStore
