@@ -1,9 +1,12 @@
-"""The workbook's summary tables (by model, day and token), computed with pandas.
+"""The workbook's summary tables (by model, day and token), from the run's aggregates.
 
-Each function returns a small DataFrame of integer quotas; the sheet writer adds currency
-amounts. "Charged" is what the gateway logged; "expected" is what the rules give, over the
-consume logs that could be re-priced; "ledger" is the book's consume rows (an invoice is all
-consume), grouped by the book's own model, date and token columns.
+The logs are never read here: their side of each table is RunResult.aggregates (summed day
+by day, see core/aggregates.py), so the tables cost the same whatever the month's size.
+Each function returns a small DataFrame of integer quotas (Python ints where a sum passes 64
+bits); the sheet writer adds currency amounts. "Charged" is what the gateway logged;
+"expected" is what the rules give, over the consume logs that could be re-priced; "ledger" is
+the book's consume rows (an invoice is all consume), grouped by the book's own model, date
+and token columns.
 """
 
 from __future__ import annotations
