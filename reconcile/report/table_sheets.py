@@ -20,7 +20,6 @@ from openpyxl.drawing.text import (
 )
 from openpyxl.worksheet.pagebreak import Break
 
-from reconcile.core.money import exact_sum
 from reconcile.core.results import RunResult
 from reconcile.report import xlsx
 from reconcile.report.tables import by_day, by_model, by_token, refunds_topups, unreadable_rows
@@ -111,7 +110,8 @@ def _totals_row(df: pd.DataFrame, spec: Sequence[tuple[Column, str]]) -> list[ob
         if i == 0:
             out.append("Total")
         elif col.kind == "int" and key in df:
-            out.append(exact_sum(pd.to_numeric(df[key]).astype("Int64")))
+            # exact, also past 64 bits (a column of Python ints)
+            out.append(sum(int(cast(int, v)) for v in py_values(df[key]) if v is not None))
         elif col.kind == "amount" and key in df:
             amounts = [Decimal(cast(Decimal, v)) for v in py_values(df[key]) if v is not None]
             out.append(sum(amounts, Decimal(0)))

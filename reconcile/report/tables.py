@@ -1,9 +1,12 @@
-"""The workbook's summary tables (by model, day and token), computed with pandas.
+"""The workbook's summary tables (by model, day and token), from the run's aggregates.
 
-Each function returns a small DataFrame of integer quotas; the sheet writer adds currency
-amounts. "Charged" is what the gateway logged; "expected" is what the rules give, over the
-consume logs that could be re-priced; "ledger" is the book's consume rows (an invoice is all
-consume), grouped by the book's own model, date and token columns.
+The logs are never read here: their side of each table is RunResult.aggregates (summed day
+by day, see core/aggregates.py), so the tables cost the same whatever the month's size.
+Each function returns a small DataFrame of integer quotas (Python ints where a sum passes 64
+bits); the sheet writer adds currency amounts. "Charged" is what the gateway logged;
+"expected" is what the rules give, over the consume logs that could be re-priced; "ledger" is
+the book's consume rows (an invoice is all consume), grouped by the book's own model, date
+and token columns.
 """
 
 from __future__ import annotations
@@ -31,8 +34,16 @@ def _table(sums: Sums[str], key: str, values: Sequence[str]) -> pd.DataFrame:
     rows = list(sums.values())
     out = pd.DataFrame({key: pd.Series(list(sums), dtype="string")})
     for i, name in enumerate(values):
-        out[name] = pd.Series([r[i] for r in rows], dtype="int64")
+        out[name] = _exact([r[i] for r in rows])
     return out
+
+
+def _exact(values: list[int]) -> pd.Series:
+    """int64, or Python ints (object) when a sum is beyond 64 bits: never wrapped."""
+    try:
+        return pd.Series(values, dtype="int64")
+    except OverflowError:
+        return pd.Series(values, dtype=object)
 
 
 def _joined(pairs: Sequence[tuple[str, str]], sep: str) -> dict[str, str]:
@@ -86,7 +97,8 @@ def _fill_ints(df: pd.DataFrame) -> pd.DataFrame:
     for col in df.columns:
         if col in ("model_name", "token_name", "rule", "day", "keys"):
             continue
-        df[col] = df[col].fillna(0).astype("int64")
+        filled = df[col].fillna(0)
+        df[col] = filled if filled.dtype == object else filled.astype("int64")
     return df
 
 

@@ -1,7 +1,8 @@
 """The run's headline figures, computed once for summary.json, the workbook and CI outputs.
 
 All sums are integer quota; currency amounts are derived from those sums with `money`, so a
-total is never a sum of rounded (or binary-float) amounts.
+total is never a sum of rounded (or binary-float) amounts. The logs' side comes from the
+run's aggregates (core/aggregates.py), never from the logs themselves.
 """
 
 from __future__ import annotations

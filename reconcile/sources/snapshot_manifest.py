@@ -23,7 +23,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pandas as pd
 import pyarrow as pa
 
-from reconcile.core.logstore import day_edges
 from reconcile.core.period import Period
 from reconcile.core.results import FetchResult, WindowRecord
 from reconcile.core.schema import LOG_DTYPES, TYPE_NAMES, empty_logs
@@ -70,10 +69,10 @@ def _no_logs() -> pd.DataFrame:
     return empty_logs().assign(row_key=pd.Series(dtype="string"))
 
 
-def day_file(period: Period, i: int) -> str:
-    """The name of day `i`'s file: the local date it starts on."""
-    start = datetime.fromtimestamp(int(day_edges(period)[i]), period.tz)
-    return f"logs-{start.date().isoformat()}.parquet"
+def day_file(period: Period, start: int) -> str:
+    """The name of the file of the day starting at `start` (one of core.logstore.day_edges):
+    the local date it starts on."""
+    return f"logs-{datetime.fromtimestamp(start, period.tz).date().isoformat()}.parquet"
 
 
 def counts_of(logs: pd.DataFrame) -> dict[str, Any]:
@@ -131,7 +130,9 @@ def manifest(
             "label": period.label,
         },
         "fetched_at": meta.fetched_at.isoformat(),
-        "base_url": _origin(meta.base_url),
+        # a database's DSN as shown holds no user or password (sources/dsn.py), and its
+        # origin alone would not say which database (nor a SQLite file's which file)
+        "base_url": meta.base_url if meta.source == "database" else _origin(meta.base_url),
         "key_refs": list(meta.key_refs),
         "source": meta.source,
         "id_scheme": meta.id_scheme,

@@ -19,7 +19,7 @@ import io
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from reconcile.core.logstore import FrameStore, day_edges
+from reconcile.core.logstore import FrameStore, LogStore, day_edges
 from reconcile.core.period import Period
 from reconcile.core.results import FetchResult
 from reconcile.core.schema import LOG_COLUMNS, TYPE_CODES, TYPE_NAMES
@@ -159,8 +159,9 @@ def open_snapshot(directory: Path) -> SnapshotStore:
             raise InputError(
                 f"malformed files entry {i} ({exc})", file=path, field="files"
             ) from None
-        if not plain_name(name) or name != day_file(meta.period, i):
-            raise InputError(f"files entry {i} must name {day_file(meta.period, i)}", file=path)
+        expected = day_file(meta.period, int(edges[i]))
+        if not plain_name(name) or name != expected:
+            raise InputError(f"files entry {i} must name {expected}", file=path)
         if (start, end) != (edges[i], edges[i + 1]):
             raise InputError(f"{name}: its bounds are not the period's day {i}", file=path)
         logs_path = snap / name
@@ -279,24 +280,20 @@ class _Check:
         if not types <= set(TYPE_NAMES):
             raise self.bad(f"{logs_path.name} holds log types {sorted(types - set(TYPE_NAMES))}")
         times = logs["created_at"].to_numpy()
-        lo, hi = (
-            (period.start_ts, period.end_ts)
-            if entry is None
-            else (
-                int(entry["start_ts"]),
-                int(entry["end_ts"]),
-            )
-        )
+        if entry is None:
+            lo, hi, where = period.start_ts, period.end_ts, f"the period {period.label}"
+        else:
+            day = logs_path.name.removeprefix("logs-").removesuffix(".parquet")
+            lo, hi, where = int(entry["start_ts"]), int(entry["end_ts"]), f"its day {day}"
         outside = int(((times < lo) | (times >= hi)).sum())
         if outside:
-            where = f"the period {period.label}" if entry is None else f"its day {entry['day']}"
             raise self.bad(f"{outside} logs of {logs_path.name} lie outside {where}")
         counts = counts_of(logs)
         if entry is not None:
-            day = {k: entry.get(k) for k in ("by_type", "by_key")}
+            said = {k: entry.get(k) for k in ("by_type", "by_key")}
             got = {"by_type": counts["by_type"], "by_key": counts["by_key"]}
-            if day != got:
-                raise self.bad(f"{logs_path.name}: the manifest says {day}, the file holds {got}")
+            if said != got:
+                raise self.bad(f"{logs_path.name}: the manifest says {said}, the file holds {got}")
         self.parts.append(counts)
         self._windows(logs, times, logs_path)
         if self.meta.id_scheme == "stable":
@@ -382,3 +379,7 @@ def with_logs(store: SnapshotStore) -> FetchResult:
     """The store's FetchResult with every log in memory (for tests and small runs)."""
     values = {f.name: getattr(store.meta, f.name) for f in fields(FetchResult)}
     return FetchResult(**{**values, "logs": store.columns(COLUMNS)})
+
+
+if TYPE_CHECKING:  # mypy proves the store serves every stage that reads a LogStore
+    _STORE: type[LogStore] = SnapshotStore

@@ -88,7 +88,7 @@ class SnapshotWriter:
         days written are the snapshot's logs); the snapshot, as a store."""
         self.flush(int(self._edges[-1]))
         names = {f["name"] for f in self._files}
-        for stale in self.directory.glob("*.parquet"):  # an earlier snapshot's files
+        for stale in self.directory.glob("logs*.parquet"):  # an earlier snapshot's files
             if stale.name not in names:
                 stale.unlink()
         counts = add_counts(self._files, list(meta.key_refs))
@@ -118,7 +118,7 @@ class SnapshotWriter:
             del logs
             data, counts = _parquet_bytes(canonical), counts_of(canonical)
             del canonical
-        name = day_file(self.period, i)
+        name = day_file(self.period, int(self._edges[i]))
         _atomic_write(self.directory / name, data)
         self._files.append(
             {

@@ -14,6 +14,7 @@ import report_helpers
 from conftest import Gateway
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from openpyxl import load_workbook
 from pydantic import SecretStr
 
 from reconcile import pipeline
@@ -263,3 +264,27 @@ def test_the_report_needs_neither_the_logs_nor_the_pricing_table(
     write_discrepancies_csv(bare.findings, tmp_path / "bare.csv")
     write_discrepancies_csv(result.findings, tmp_path / "full.csv")
     assert (tmp_path / "bare.csv").read_bytes() == (tmp_path / "full.csv").read_bytes()
+
+
+def test_sums_beyond_64_bits_reach_every_sheet_exactly(tmp_path: Path) -> None:
+    result = report_helpers.make_result()
+    logs = result.fetch.logs.copy()
+    big = logs.index[(logs["type"] == CONSUME) & (logs["model_name"] == "gpt-4o")][:2]
+    logs.loc[big, "quota"] = 2**63 - 1
+    priced = result.pricing.priced
+    big_result = replace(result, aggregates=LogAggregates.of(logs, priced, PERIOD))
+    write_workbook(big_result, tmp_path / "big.xlsx")
+    book = load_workbook(tmp_path / "big.xlsx", read_only=True)
+    gpt4o = logs[(logs["type"] == CONSUME) & (logs["model_name"] == "gpt-4o")]
+    want = sum(int(q) for q in gpt4o["quota"])
+    assert want > 2**64  # wrapped twice in int64: it must not be
+    # a workbook number is a double written to 16 digits, as on the Summary sheet: never wrapped
+    sheet = list(book["By model"].iter_rows(values_only=True))
+    header = next(r for r in sheet if r and r[0] == "Model")
+    row = next(r for r in sheet if r and r[0] == "gpt-4o")
+    assert row[header.index("Charged quota")] == pytest.approx(want, rel=1e-15)
+    total = next(r for r in sheet if r and r[0] == "Total")
+    consume = logs.loc[logs["type"] == CONSUME, "quota"]
+    assert total[header.index("Charged quota")] == pytest.approx(
+        sum(int(q) for q in consume), rel=1e-15
+    )

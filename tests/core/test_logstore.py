@@ -13,11 +13,12 @@ def test_days_follow_local_midnights_and_concatenate_to_every_log() -> None:
     edges = day_edges(period)
     # one log just before and one at each local midnight, out of order, plus one at the end
     times = [int(e) for e in edges[1:-1]] + [int(e) - 1 for e in edges[1:-1]]
-    times = times[::-1] + [int(edges[-1]) - 1]
+    times = [*times[::-1], int(edges[-1]) - 1]
     logs = pd.DataFrame({"id": range(len(times)), "created_at": times})
     store = FrameStore(logs, period)
 
-    assert store.days == 31 and len(store) == len(times)
+    assert store.days == 31
+    assert len(store) == len(times)
     for i in range(store.days):
         day = store.day(i)
         assert ((day["created_at"] >= edges[i]) & (day["created_at"] < edges[i + 1])).all()
