@@ -180,6 +180,17 @@ def _actions(df: pd.DataFrame, currency: str) -> list[str]:
     return out
 
 
+def _action_column(df: pd.DataFrame, currency: str, chunk: int = 10_000) -> pd.Series:
+    """`_actions` a chunk of rows at a time: the Python objects a sentence is made from (a
+    Decimal per amount, the text) live for one chunk, not for the whole table at once."""
+    parts = [
+        pd.Series(_actions(df.iloc[start : start + chunk], currency), dtype="string")
+        for start in range(0, len(df), chunk)
+    ]
+    out = pd.concat(parts, ignore_index=True) if parts else pd.Series([], dtype="string")
+    return out.set_axis(df.index)
+
+
 def finalize(frames: list[pd.DataFrame], rules: Rules, book: Ledger | None = None) -> pd.DataFrame:
     """Concatenate findings, add the signed, money and action columns, and sort.
 
@@ -207,7 +218,7 @@ def finalize(frames: list[pd.DataFrame], rules: Rules, book: Ledger | None = Non
     df["books_diff_amount"] = money(books)
     df["log_amount"] = money(df["log_quota"])
     df["ledger_amount"] = money(df["ledger_quota"])
-    df["action"] = pd.Series(_actions(df, currency), index=df.index, dtype="string")
+    df["action"] = _action_column(df, currency)
     for col, dtype in TRAILING_DTYPES.items():  # after the money columns, NA where not set
         values = joined[col] if col in joined else pd.Series(pd.NA, index=joined.index)
         df[col] = values.astype(pd.api.types.pandas_dtype(dtype))

@@ -25,7 +25,7 @@ from reconcile.report.xlsx import py_values
 
 COLUMNS = OUTPUT_COLUMNS
 ENCODING = "utf-8-sig"
-CHUNK_ROWS = 20_000
+CHUNK_ROWS = 5_000
 
 
 def _cell(value: object) -> object:
