@@ -6,7 +6,8 @@
 `--rerun` times the whole `reconcile run --from-snapshot` (read the snapshot, read the ledger,
 price, match, write every output) on a synthetic month planted with about N findings, side by
 side with `pandas.DataFrame.to_excel` of that run's findings alone, each in a fresh forked
-process: seconds and peak extra resident memory. Without it:
+process: seconds and peak extra resident memory; and the size of the run's findings table
+(pandas' deep count: the money columns are exact decimals, see core/money.py). Without it:
 
 Builds a synthetic computed run in memory (no gateway, no files read), then writes, each in a
 fresh forked process so one measurement cannot inflate the next:
@@ -257,6 +258,12 @@ def rerun(n_findings: int, n_logs: int) -> None:
     )
     result = pipeline.compute(settings, request)
     findings = result.findings
+    sizes = findings.memory_usage(deep=True, index=False)
+    money = [c for c in findings if c.endswith("_amount")]
+    print(
+        f"{'findings table (pandas deep count, MiB)':48} {'':>9} {sizes.sum() / 2**20:15.1f}"
+        f"   of which {len(money)} money columns {sizes[money].sum() / 2**20:.1f}"
+    )
     write_s, write_mem = measure(lambda: pipeline.write_report(result, work / "out2"))
     name = "of which writing every output (from memory)"
     print(f"{name:48} {write_s:9.1f} {write_mem / 2**20:15.0f}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
@@ -16,6 +17,8 @@ import typer
 from pydantic import SecretStr
 
 from reconcile import __version__, pipeline
+from reconcile.cliexit import Terminated, broken_pipe, on_sigterm, reader_gone, where
+from reconcile.clihelp import EXIT_CODES, RULES_EXIT_CODES, settings_help
 from reconcile.core.period import Period, parse_period
 from reconcile.core.redact import RedactingFilter, Redactor
 from reconcile.core.results import RunResult
@@ -23,31 +26,7 @@ from reconcile.errors import EXIT_INTERNAL, ReconcileError
 from reconcile.pricing.rules import load_rules
 from reconcile.pricing.rules_table import describe_rules
 from reconcile.settings import ApiKey, EngineName, FailOn, Settings, SourceName, load_settings
-from reconcile.sources.progress import progress_for
-
-EXIT_CODES = (
-    "Exit status: 0 reconciled (or --fail-on never); 1 findings at or above --fail-on, "
-    "including an open period (the period had not ended when the logs were read); "
-    "2 bad input, configuration or an output that cannot be written (one line naming the "
-    "file, line, field, option or setting); 3 the gateway could not be read completely, even "
-    "after retries; 70 an unexpected internal error (a bug: please report it); "
-    "130 interrupted; 143 terminated (SIGTERM)."
-)
-
-
-def _settings_help() -> str:
-    """Every setting with its environment variable and default, from Settings itself."""
-    parts = []
-    for name, field in Settings.model_fields.items():
-        default = field.get_default()
-        shown = "none" if default is None else str(default)
-        note = f" ({field.description})" if field.description else ""
-        parts.append(f"RECONCILE_{name.upper()} (default: {shown}){note}")
-    return (
-        "Settings come from RECONCILE_* environment variables, then a .env file, then flags "
-        "(flags win): " + "; ".join(parts) + "."
-    )
-
+from reconcile.sources.progress import ProgressHook, progress_for
 
 app = typer.Typer(
     add_completion=False,
@@ -84,6 +63,9 @@ QuietOpt = Annotated[
     typer.Option("--quiet", "-q", help="Print only the verdict line, warnings and errors."),
 ]
 
+BaseUrlOpt = Annotated[
+    str | None, typer.Option("--base-url", help="Gateway URL (default: RECONCILE_BASE_URL).")
+]
 SourceOpt = Annotated[
     SourceName | None,
     typer.Option(
@@ -141,6 +123,11 @@ def _period(period: str | None, start: str | None, end: str | None, tz: str) -> 
     return parse_period(period, start, end, tz)
 
 
+def _progress(quiet: bool) -> contextlib.AbstractContextManager[ProgressHook | None]:
+    """Fetch progress on stderr; none with -q, which prints only the verdict, warnings, errors."""
+    return contextlib.nullcontext() if quiet else progress_for(sys.stderr)
+
+
 def _run(
     settings: Settings,
     request: pipeline.RunRequest,
@@ -155,7 +142,7 @@ def _run(
     planned = out or (request.period and pipeline.default_out_dir(request.period))
     if planned:
         pipeline.check_outputs(planned, junit)  # before any work: never lose an hour's fetch
-    with progress_for(sys.stderr) as hook:
+    with _progress(quiet) as hook:
         result = pipeline.compute(settings, request, hook)
     summary = build_summary(result)
     out_dir = out or pipeline.default_out_dir(result.period)
@@ -177,7 +164,7 @@ def _snapshot_timezone(path: Path) -> str | None:
     return tz if isinstance(tz, str) else None
 
 
-@app.command(epilog=EXIT_CODES + " " + _settings_help())
+@app.command(epilog=EXIT_CODES + " " + settings_help())
 def run(
     period: PeriodOpt = None,
     start: StartOpt = None,
@@ -193,7 +180,10 @@ def run(
         Path | None,
         typer.Option("--ledger-profile", help="TOML mapping the CSV's columns to ours."),
     ] = None,
-    rules: Annotated[Path | None, typer.Option("--rules", help="Pricing rules (TOML).")] = None,
+    rules: Annotated[
+        Path | None,
+        typer.Option("--rules", help="Pricing rules, TOML (default: RECONCILE_RULES)."),
+    ] = None,
     out: OutOpt = None,
     from_snapshot: Annotated[
         Path | None,
@@ -201,12 +191,16 @@ def run(
     ] = None,
     fail_on: Annotated[
         FailOn | None,
-        typer.Option("--fail-on", help="Exit 1 on findings at or above: never|error|warning|info."),
+        typer.Option(
+            "--fail-on",
+            help="Exit 1 on findings at or above: never|error|warning|info "
+            "(default: RECONCILE_FAIL_ON, else error).",
+        ),
     ] = None,
     junit: Annotated[
         Path | None, typer.Option("--junit", help="Also write JUnit XML, a test per category.")
     ] = None,
-    base_url: Annotated[str | None, typer.Option("--base-url", help="Gateway URL.")] = None,
+    base_url: BaseUrlOpt = None,
     source: SourceOpt = None,
     engine: Annotated[
         EngineName | None,
@@ -248,18 +242,24 @@ def run(
         raise typer.Exit(1)
 
 
-@app.command(epilog=EXIT_CODES)
+@app.command(epilog=EXIT_CODES + " " + settings_help())
 def fetch(
     period: PeriodOpt = None,
     start: StartOpt = None,
     end: EndOpt = None,
     tz: TzOpt = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Where to store the snapshot.")] = None,
-    base_url: Annotated[str | None, typer.Option("--base-url", help="Gateway URL.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Where to store the snapshot (default: reports/<period>)."),
+    ] = None,
+    base_url: BaseUrlOpt = None,
     source: SourceOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Fetch the period's logs and store the snapshot only."""
+    """Fetch the period's logs and store the snapshot only.
+
+    --period and --start/--end exclude each other.
+    """
     redact = Redactor([])
     try:
         settings = load_settings(timezone=tz, base_url=base_url, source=source)
@@ -268,7 +268,7 @@ def fetch(
         if when is None:
             when = parse_period(None, None, None, settings.timezone)  # raises: says what to give
         pipeline.check_outputs(out or pipeline.default_out_dir(when))
-        with progress_for(sys.stderr) as hook:
+        with _progress(quiet) as hook:
             store = pipeline.fetch_to(settings, when, out or pipeline.default_out_dir(when), hook)
     except ReconcileError as exc:
         raise _fail(exc, redact) from None
@@ -276,7 +276,7 @@ def fetch(
     typer.echo(f"{len(store):,} logs in {windows:,} windows -> {store.directory}")
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("reports/demo"),
     quiet: QuietOpt = False,
@@ -308,7 +308,7 @@ def demo(
         raise typer.Exit(1)
 
 
-@rules_app.command("check")
+@rules_app.command("check", epilog=RULES_EXIT_CODES)
 def rules_check(path: Annotated[Path, typer.Argument(help="The rules file to validate.")]) -> None:
     """Validate a rules file and print what it prices."""
     try:
@@ -324,7 +324,7 @@ def rules_check(path: Annotated[Path, typer.Argument(help="The rules file to val
     typer.echo(f"ok: {path}")
 
 
-@rules_app.command("pull")
+@rules_app.command("pull", epilog=RULES_EXIT_CODES)
 def rules_pull(
     out: Annotated[Path, typer.Option("--out", help="The rules file to write.")],
     base_url: Annotated[
@@ -361,7 +361,7 @@ def rules_pull(
     typer.echo(f"wrote {pulled.models} model(s) effective from {since.isoformat()} to {out}")
 
 
-@rules_app.command("diff")
+@rules_app.command("diff", epilog=RULES_EXIT_CODES)
 def rules_diff(
     old: Annotated[Path, typer.Argument(help="The earlier rules file.")],
     new: Annotated[Path, typer.Argument(help="The later rules file.")],
@@ -378,35 +378,18 @@ def rules_diff(
     typer.echo(f"{len(changes)} change(s)")
 
 
-def _where(exc: BaseException) -> str:
-    """` at reconcile/x.py:12`: the innermost frame of this package, without the message
-    (which may quote data)."""
-    here = Path(__file__).resolve().parent
-    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        path = Path(frame.filename)
-        if path.is_relative_to(here):
-            return f" at reconcile/{path.relative_to(here)}:{frame.lineno}"
-    return ""
-
-
-class Terminated(BaseException):
-    """SIGTERM (a CI job cancelled, a container stopped): raised where the run is, so that
-    half-written output is removed on the way out as it is for Ctrl-C. A BaseException, so
-    that no `except Exception` on the way swallows it."""
-
-
-def _terminated(signum: int, frame: object) -> None:
-    raise Terminated
-
-
 def main() -> None:
-    signal.signal(signal.SIGTERM, _terminated)
+    signal.signal(signal.SIGTERM, on_sigterm)
     # What the imports built (pandas, pyarrow, ...) lives until exit. Freezing it keeps the
     # garbage collector from walking it again at every full collection and once more at
     # exit, which took 0.1-0.3 s of every run (measured on `reconcile fetch`).
     gc.freeze()
     try:
         app(standalone_mode=True)
+    except SystemExit as exc:
+        if broken_pipe(exc.__context__):  # click's own exit on a closed pipe is 1
+            sys.exit(reader_gone())
+        raise
     except KeyboardInterrupt:
         typer.echo("error: interrupted; nothing was written", err=True)
         sys.exit(130)
@@ -415,11 +398,13 @@ def main() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(143)  # now: finalizers of half-run writers would print their own tracebacks
+    except BrokenPipeError:
+        sys.exit(reader_gone())
     except Exception as exc:
         # Anything the code did not expect: never a traceback (it may hold data) and never
         # exit 1, which means findings. RECONCILE_DEBUG=1 shows where it happened.
         if os.environ.get("RECONCILE_DEBUG") == "1":
             traceback.print_exc()
-        typer.echo(f"error: internal error: {type(exc).__name__}{_where(exc)}", err=True)
+        typer.echo(f"error: internal error: {type(exc).__name__}{where(exc)}", err=True)
         typer.echo(f"error: {REPORT_BUG}", err=True)
         sys.exit(EXIT_INTERNAL)

@@ -281,6 +281,19 @@ def test_a_rerun_without_tz_uses_the_snapshots_time_zone(snapshot: Path, tmp_pat
     assert "UTC" in line
 
 
+def test_quiet_fetch_prints_no_progress(demo_gateway: Gateway, tmp_path: Path) -> None:
+    args = ["fetch", "--period", "2026-10", "--tz", "Asia/Shanghai", "--out"]
+    loud = run_cli(*args, tmp_path / "loud", env=_env(demo_gateway))
+    assert loud.code == 0
+    assert "fetch: 2/2 windows" in loud.stderr  # progress goes to stderr
+    quiet = run_cli(*args, tmp_path / "quiet", "-q", env=_env(demo_gateway))
+    assert quiet.code == 0
+    assert quiet.stderr == ""  # -q: the result line, warnings and errors only
+    assert quiet.stdout.splitlines() == [
+        line.replace("loud", "quiet") for line in loud.stdout.splitlines()
+    ]
+
+
 def test_sigterm_while_the_report_is_written_leaves_no_partial_directory(
     snapshot: Path, tmp_path: Path
 ) -> None:

@@ -12,7 +12,8 @@ absolute amount at stake):
   over the findings never counts one log twice;
 - the matched ledger line and amount on a pricing finding, so a reviewer sees whether the
   books already hold an overcharge;
-- money for each quota column (exact Decimal in the report currency) and an action.
+- money for each quota column (exact decimals in the report currency, held compactly as
+  money.MONEY_DTYPE and read back as Decimal) and an action.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any, cast
 
 import pandas as pd
 
-from reconcile.core.money import display_amount, exact_sum, quota_to_amount
+from reconcile.core.money import amounts_of, display_amount, exact_sum
 from reconcile.core.period import Period
 from reconcile.core.results import Ledger
 from reconcile.core.schema import (
@@ -118,19 +119,6 @@ def _signed(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     return contract.astype("Int64"), books.astype("Int64")
 
 
-def _amounts(quota: pd.Series, money: dict[int, Decimal], rules: Rules, rate: Decimal) -> pd.Series:
-    out: list[Decimal | None] = []
-    for q in _values(quota):
-        if q is None:
-            out.append(None)
-            continue
-        amount = money.get(q)
-        if amount is None:
-            amount = money[q] = quota_to_amount(int(q), rules.quota_per_unit, rate)
-        out.append(amount)
-    return pd.Series(out, index=quota.index, dtype=object)
-
-
 def _actions(df: pd.DataFrame, currency: str) -> list[str]:
     """One sentence per finding: what the reviewer does about it."""
 
@@ -192,6 +180,17 @@ def _actions(df: pd.DataFrame, currency: str) -> list[str]:
     return out
 
 
+def _action_column(df: pd.DataFrame, currency: str, chunk: int = 10_000) -> pd.Series:
+    """`_actions` a chunk of rows at a time: the Python objects a sentence is made from (a
+    Decimal per amount, the text) live for one chunk, not for the whole table at once."""
+    parts = [
+        pd.Series(_actions(df.iloc[start : start + chunk], currency), dtype="string")
+        for start in range(0, len(df), chunk)
+    ]
+    out = pd.concat(parts, ignore_index=True) if parts else pd.Series([], dtype="string")
+    return out.set_axis(df.index)
+
+
 def finalize(frames: list[pd.DataFrame], rules: Rules, book: Ledger | None = None) -> pd.DataFrame:
     """Concatenate findings, add the signed, money and action columns, and sort.
 
@@ -206,18 +205,20 @@ def finalize(frames: list[pd.DataFrame], rules: Rules, book: Ledger | None = Non
     _attach_ledger_lines(df, book)
     currency = rules.report_currency.upper()
     rate = rules.rate(currency)
-    cache: dict[int, Decimal] = {}
-    stake = _amounts(df["diff_quota"], cache, rules, rate)
-    df["diff_amount"] = stake.where(stake.notna(), Decimal(0))
+
+    def money(quota: pd.Series) -> pd.Series:
+        return amounts_of(quota, rules.quota_per_unit, rate)
+
+    df["diff_amount"] = money(df["diff_quota"].fillna(0))  # nothing at stake: zero
     df["currency"] = pd.Series(currency, index=df.index, dtype="string")
     contract, books = _signed(df)
     df["contract_diff_quota"] = contract
     df["books_diff_quota"] = books
-    df["contract_diff_amount"] = _amounts(contract, cache, rules, rate)
-    df["books_diff_amount"] = _amounts(books, cache, rules, rate)
-    df["log_amount"] = _amounts(df["log_quota"], cache, rules, rate)
-    df["ledger_amount"] = _amounts(df["ledger_quota"], cache, rules, rate)
-    df["action"] = pd.Series(_actions(df, currency), index=df.index, dtype="string")
+    df["contract_diff_amount"] = money(contract)
+    df["books_diff_amount"] = money(books)
+    df["log_amount"] = money(df["log_quota"])
+    df["ledger_amount"] = money(df["ledger_quota"])
+    df["action"] = _action_column(df, currency)
     for col, dtype in TRAILING_DTYPES.items():  # after the money columns, NA where not set
         values = joined[col] if col in joined else pd.Series(pd.NA, index=joined.index)
         df[col] = values.astype(pd.api.types.pandas_dtype(dtype))

@@ -18,13 +18,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from reconcile.core.money import is_money
 from reconcile.core.schema import OUTPUT_COLUMNS
 from reconcile.report.safe import safe_text
 from reconcile.report.xlsx import py_values
 
 COLUMNS = OUTPUT_COLUMNS
 ENCODING = "utf-8-sig"
-CHUNK_ROWS = 20_000
+CHUNK_ROWS = 5_000
 
 
 def _cell(value: object) -> object:
@@ -47,7 +48,11 @@ def csv_rows(findings: pd.DataFrame) -> Iterator[list[object]]:
                 cols.append([None] * len(chunk))
                 continue
             series = chunk[name]
-            if series.dtype == object or pd.api.types.is_integer_dtype(series.dtype):
+            if (
+                series.dtype == object
+                or is_money(series)
+                or pd.api.types.is_integer_dtype(series.dtype)
+            ):
                 cols.append(py_values(series))  # Decimal money, integer quota and ids
             else:
                 cols.append(py_values(series.astype("string")))
