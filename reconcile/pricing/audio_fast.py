@@ -25,26 +25,17 @@ import pandas as pd
 
 from reconcile.core.tolerance import within
 from reconcile.pricing import paths
-from reconcile.pricing.assign import TIERED_MODES, terms_for
-from reconcile.pricing.other import UNREADABLE, OtherFields, mentions
-from reconcile.pricing.paths import audio, task
+from reconcile.pricing.assign import route, terms_for
+from reconcile.pricing.other import UNREADABLE, OtherFields, key_pattern, mentions
+from reconcile.pricing.paths import audio
 from reconcile.pricing.paths.base import BadField, Row
 from reconcile.pricing.quota import places, round_div
 from reconcile.pricing.rowwise import read_other
 from reconcile.pricing.rules import Rules
 
 #: `other` that may say audio (paths.audio.is_audio); over-matching costs only a parse.
-AUDIO_OTHER: Final = r'"(?:audio|ws)"\s*:\s*true'
+AUDIO_OTHER: Final = key_pattern(audio.FLAGS) + r"\s*true"
 _LIMIT: Final = float(2**62)
-
-
-def _routes_to_audio(row: Row) -> bool:
-    """`assign._price` sends this log to paths.audio (its tests, in its order)."""
-    if task.is_settlement(row) or task.is_submission(row):
-        return False
-    if row.text("billing_mode") in TIERED_MODES or "matched_tier" in row.other:
-        return False
-    return audio.is_audio(row)
 
 
 def price_audio_columns(
@@ -72,7 +63,8 @@ def price_audio_columns(
         content = contents[j]
         group = "" if pd.isna(groups[j]) else str(groups[j])
         row = Row(0, 0, 0, "", group, "" if pd.isna(content) else str(content), obj)
-        if problem or not _routes_to_audio(row) or audio.KEYS_SET.isdisjoint(obj):
+        rule = rules.models[int(rule_idx[i])]
+        if problem or route(row, rule) != paths.AUDIO or audio.KEYS_SET.isdisjoint(obj):
             continue
         try:
             split = tuple(row.count(k) for k in audio.KEYS)

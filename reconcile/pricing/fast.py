@@ -21,14 +21,42 @@ import numpy.typing as npt
 import pandas as pd
 
 from reconcile.core.tolerance import within
-from reconcile.pricing.other import TOKEN_KEYS, UNREADABLE, OtherFields, mentions
+from reconcile.pricing.assign import TIER_KEYS
+from reconcile.pricing.other import (
+    COMMON_BOOLS,
+    COMMON_FLOATS,
+    COMMON_STRINGS,
+    TOKEN_KEYS,
+    UNREADABLE,
+    OtherFields,
+    key_pattern,
+    mentions,
+)
+from reconcile.pricing.paths import audio, call, task, text, tools
 from reconcile.pricing.quota import Combo, TokenColumns, quota_columns
 from reconcile.pricing.rules import ModelRule, Rules
 from reconcile.pricing.rules_paths import INT64_MAX, Tier
-from reconcile.pricing.verdicts import MISMATCH, NOT_REPRICEABLE, OK
+from reconcile.pricing.verdicts import MISMATCH, NOT_REPRICEABLE
 
+#: `other` keys that send a log down another path or add to its charge, as the path modules
+#: declare them, except those the one-pass reader reads; tiered billing's keys are added,
+#: which only a rule with tiers prices as text (`tiers_of`).
+_OWN: Final = (*COMMON_FLOATS, *COMMON_STRINGS, *COMMON_BOOLS)
+OFF_PATH_KEYS: Final = tuple(
+    k
+    for k in (
+        *task.KEYS,
+        *audio.FLAGS,
+        *tools.KEYS,
+        *(k for c in text.COMPONENTS for k in c.other_keys),
+        *text.SEMANTIC_KEYS,
+    )
+    if k not in _OWN
+)
+OFF_PATH: Final = key_pattern((*OFF_PATH_KEYS, *TIER_KEYS))
+_OFF_TIERS: Final = key_pattern(OFF_PATH_KEYS)
 #: `content` that marks another billing path: images (ImageHelper), tasks (LogTaskConsumption).
-CONTENT_MARKERS: Final = r"生成数量|计算参数|pricing params|按次计费|charged per call"
+CONTENT_MARKERS: Final = f"{call.IMAGE_MARKER}|{task.PARAMS_AT}"
 
 
 class Combos:
@@ -194,31 +222,25 @@ def fast_rows(
     bad_tokens: npt.NDArray[np.bool_],
     rules: Rules,
     odd: npt.NDArray[np.bool_],
-) -> npt.NDArray[np.bool_]:
-    """The priced logs the vectorised formula may settle (`odd`: logs it must not)."""
-    candidates = (rule_idx >= 0) & (other.state != UNREADABLE) & ~bad_tokens & ~odd
-    out: npt.NDArray[np.bool_] = candidates
-    return out
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.intp]]:
+    """The priced logs the vectorised formula may settle (`odd`: logs it must not), and
+    those of them that show tiered billing (their findings are explained row by row).
 
-
-def special_rows(
-    frame: pd.DataFrame,
-    rules: Rules,
-    done: FastResult,
-    per_call: npt.NDArray[np.bool_],
-    legacy_claude: npt.NDArray[np.bool_],
-) -> npt.NDArray[np.intp]:
-    """Decided logs that belong to another path after all: a finding whose `other` has a rare
-    key (surcharges, tasks, audio, tiers, 5m/1h writes...) or a pair ratio, or an image or
-    task whose multipliers are in `content`. Scanning only findings and per-call logs keeps
-    a million logs fast; an agreeing text log's charge needs no other path to explain it,
-    except a cached `claude: true` log without a semantic, which may be the /v1/messages
-    double charge agreeing with itself (`legacy_claude`: those logs)."""
-    wrong = np.flatnonzero(done.decided & ((done.status != OK) | legacy_claude))
-    special = mentions(frame["other"], wrong, None)
-    calls = np.union1d(wrong, np.flatnonzero(done.decided & per_call))
-    special = np.union1d(special, mentions(frame["content"], calls, CONTENT_MARKERS))
-    return special.astype(np.intp)
+    A log whose `other` or `content` shows another path or a surcharge (OFF_PATH,
+    CONTENT_MARKERS), or states its usage semantics in words other than the two it knows,
+    goes to the tier of its path even when its tokens' price equals its charge."""
+    out = (rule_idx >= 0) & (other.state != UNREADABLE) & ~bad_tokens & ~odd
+    said = other.strings["usage_semantic"]
+    out &= pd.isna(said) | (said == "anthropic") | (said == "openai")
+    rows = np.flatnonzero(out)
+    marked = mentions(frame["other"], rows, OFF_PATH)
+    off = mentions(frame["other"], marked, _OFF_TIERS)
+    tiered = np.setdiff1d(marked, off)
+    has_tiers = np.array([bool(r.tiers) for r in rules.models] or [False])
+    out[off] = False
+    out[tiered[~has_tiers[rule_idx[tiered]]]] = False
+    out[mentions(frame["content"], rows, CONTENT_MARKERS)] = False
+    return out, tiered[has_tiers[rule_idx[tiered]]].astype(np.intp)
 
 
 def _subset(t: TokenColumns, rows: npt.NDArray[np.intp], **change: Any) -> TokenColumns:

@@ -46,11 +46,10 @@ from reconcile.pricing.fast import (
     FastResult,
     fast_rows,
     price_fast,
-    special_rows,
     tiers_of,
     tokens_of,
 )
-from reconcile.pricing.other import PARSED, UNREADABLE, OtherFields, parse_other
+from reconcile.pricing.other import PARSED, UNREADABLE, OtherFields, parse_other, read_floats
 from reconcile.pricing.paths.base import Terms
 from reconcile.pricing.paths.text import ANTHROPIC_GUESS
 from reconcile.pricing.quota import price_one
@@ -175,14 +174,14 @@ def price_logs(logs: pd.DataFrame, rules: Rules, tz: ZoneInfo) -> Pricing:
     # charged without tokens, or negative counts: the row-wise paths say why
     odd = ((L.prompt + L.completion == 0) & (L.quota != 0)) | (L.prompt < 0) | (L.completion < 0)
     odd |= L.huge
-    fast = fast_rows(L.frame, other, rule_idx, bad_tokens, rules, odd)
+    fast, tiered = fast_rows(L.frame, other, rule_idx, bad_tokens, rules, odd)
     said = pd.notna(other.strings["usage_semantic"]) | other.bools["claude"]
     done = price_fast(L.quota, tokens, np.asarray(said), combo, combos.items, fast, rules)
     per_call = np.zeros(n, dtype=bool)
     if combos.items:
         per_call = np.array([c.rule.per_call for c in combos.items])[np.maximum(combo, 0)]
-    legacy = other.bools["claude"] & pd.isna(other.strings["usage_semantic"]) & done.cached
-    done.decided[special_rows(L.frame, rules, done, per_call & fast, np.asarray(legacy))] = False
+    # a tiered log's finding is explained row by row, with the tier the gateway matched
+    done.decided[tiered[done.status[tiered] != OK]] = False
 
     priced = rule_idx >= 0
     decided = done.decided
@@ -204,6 +203,7 @@ def price_logs(logs: pd.DataFrame, rules: Rules, tz: ZoneInfo) -> Pricing:
     out.path[paired] = [f"{p}+{paths.GROUP_PAIR}" for p in out.path[paired]]
     rest = np.flatnonzero(priced & ~decided & ~L.huge)
     grouped = candidates(rest, L.frame, other, per_call, tier)
+    read_floats(L.frame["other"], grouped, other)  # their logged model_price groups them
     ok, want, labels = price_by_content(grouped, L.frame, L.quota, combo, rule_idx, other, rules)
     out.expected[ok], out.has_expected[ok], out.path[ok] = want, True, labels
     rest = np.setdiff1d(rest, ok).astype(np.intp)
@@ -277,6 +277,7 @@ def _explain_fast(
         out.reasons[i] = ANTHROPIC_GUESS.format(cache=int(done.tokens.cache[i]))
     wrong = np.flatnonzero(d & (done.status == MISMATCH))
     if len(wrong):
+        read_floats(L.frame["other"], wrong, other)
         terms = [
             (Terms(c.rule, c.group_ratio, rules.quota_per_unit, i in combos.paired), c.group)
             for i, c in enumerate(combos.items)

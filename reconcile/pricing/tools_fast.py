@@ -20,26 +20,17 @@ import pandas as pd
 
 from reconcile.core.tolerance import within
 from reconcile.pricing import paths
-from reconcile.pricing.assign import TIERED_MODES, terms_for
-from reconcile.pricing.other import UNREADABLE, OtherFields, mentions
-from reconcile.pricing.paths import audio, task, text, tools
+from reconcile.pricing.assign import route, terms_for
+from reconcile.pricing.other import UNREADABLE, OtherFields, key_pattern, mentions
+from reconcile.pricing.paths import text, tools
 from reconcile.pricing.paths.base import BadField, Row, Terms, Unpriceable
 from reconcile.pricing.quota import COEFFICIENTS, Combo, round_div
 from reconcile.pricing.rowwise import read_other
 from reconcile.pricing.rules import Rules
 
 #: `other` that may list a surcharge (paths.tools.calls); over-matching costs only a parse.
-TOOLS_OTHER: Final = r'"(?:tool_surcharges|web_search|file_search|image_generation_call)"\s*:'
+TOOLS_OTHER: Final = key_pattern(tools.KEYS)
 _LIMIT: Final = float(2**62)
-
-
-def _routes_to_text(row: Row, terms: Terms) -> bool:
-    """`assign._price` prices this log along the text path (its tests, in its order)."""
-    if task.is_settlement(row) or task.is_submission(row):
-        return False
-    if row.text("billing_mode") in TIERED_MODES or "matched_tier" in row.other:
-        return False
-    return not audio.is_audio(row) and not terms.rule.per_call and not terms.rule.tiers
 
 
 def price_tools_columns(
@@ -74,7 +65,7 @@ def price_tools_columns(
             if key not in memo:
                 memo[key] = _constants(row, key[0], rules)
             found = memo[key]
-            if found is None or not _routes_to_text(row, found[0]):
+            if found is None or route(row, found[0].rule) != paths.TEXT:
                 continue
             terms, combo = found
             try:

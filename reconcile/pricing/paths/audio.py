@@ -19,10 +19,12 @@ from reconcile.pricing.paths.base import Charge, Row, Terms, Unpriceable
 
 KEYS: Final = ("text_input", "text_output", "audio_input", "audio_output")
 KEYS_SET: Final = frozenset(KEYS)
+#: The `other` flags that send a log down this path (`ws`: realtime).
+FLAGS: Final = ("audio", "ws")
 
 
 def is_audio(row: Row) -> bool:
-    return row.flag("audio") or row.flag("ws")
+    return any(row.flag(k) for k in FLAGS)
 
 
 def price_audio(row: Row, terms: Terms) -> Charge | Unpriceable:

@@ -28,8 +28,12 @@ DEFAULT_QUALITY: Final = ("standard", "auto", "")
 DEFAULT_SIZES: Final = ("1024x1024", "")
 
 
+#: What marks an image log's `content` (its image count n).
+IMAGE_MARKER: Final = "生成数量"
+
+
 def is_image(content: str) -> bool:
-    return "生成数量" in content
+    return IMAGE_MARKER in content
 
 
 def price_call(row: Row, terms: Terms, extra: Decimal) -> Charge:

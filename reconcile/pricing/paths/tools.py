@@ -38,6 +38,9 @@ class Extras:
 
 NONE: Final = Extras(Decimal(0), 0, ())
 _KEYS: Final = frozenset(k for flag, count, _ in _FLAGS for k in (flag, count))
+_AUDIO_KEYS: Final = ("audio_input_seperate_price", "audio_input_token_count")
+#: Every `other` key this path reads: a log with none of them has no surcharge.
+KEYS: Final = ("tool_surcharges", *sorted(_KEYS), *_AUDIO_KEYS)
 
 
 def calls(row: Row) -> list[tuple[str, int]]:
@@ -84,11 +87,7 @@ def extras(row: Row, terms: Terms, path: str) -> Extras | Unpriceable:
         total += price * n / THOUSAND * scale
         names.append(name)
     audio = 0
-    if (
-        not names
-        and "audio_input_seperate_price" not in row.other
-        and ("audio_input_token_count" not in row.other)
-    ):
+    if not names and row.other.keys().isdisjoint(_AUDIO_KEYS):
         return NONE
     if row.flag("audio_input_seperate_price") or row.count("audio_input_token_count") > 0:
         audio = row.count("audio_input_token_count")
