@@ -55,6 +55,7 @@ OFF_PATH_KEYS: Final = tuple(
 )
 OFF_PATH: Final = key_pattern((*OFF_PATH_KEYS, *TIER_KEYS))
 _OFF_TIERS: Final = key_pattern(OFF_PATH_KEYS)
+_OFF_CALLS: Final = key_pattern(k for k in (*OFF_PATH_KEYS, *TIER_KEYS) if k not in tools.CALL_KEYS)
 #: `content` that marks another billing path: images (ImageHelper), tasks (LogTaskConsumption).
 CONTENT_MARKERS: Final = f"{call.IMAGE_MARKER}|{task.PARAMS_AT}"
 
@@ -215,6 +216,15 @@ def tokens_of(
     return columns, bad
 
 
+@dataclass
+class Routes:
+    """Which priced logs the vectorised formula may settle, and which need a closer look."""
+
+    fast: npt.NDArray[np.bool_]
+    tiered: npt.NDArray[np.intp]  # fast logs showing tiered billing (rules with tiers)
+    tools: npt.NDArray[np.intp]  # not fast: text logs whose only other keys are tool calls
+
+
 def fast_rows(
     frame: pd.DataFrame,
     other: OtherFields,
@@ -222,9 +232,8 @@ def fast_rows(
     bad_tokens: npt.NDArray[np.bool_],
     rules: Rules,
     odd: npt.NDArray[np.bool_],
-) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.intp]]:
-    """The priced logs the vectorised formula may settle (`odd`: logs it must not), and
-    those of them that show tiered billing (their findings are explained row by row).
+) -> Routes:
+    """The priced logs the vectorised formula may settle (`odd`: logs it must not).
 
     A log whose `other` or `content` shows another path or a surcharge (OFF_PATH,
     CONTENT_MARKERS), or states its usage semantics in words other than the two it knows,
@@ -233,14 +242,16 @@ def fast_rows(
     said = other.strings["usage_semantic"]
     out &= pd.isna(said) | (said == "anthropic") | (said == "openai")
     rows = np.flatnonzero(out)
-    marked = mentions(frame["other"], rows, OFF_PATH)
+    out[mentions(frame["content"], rows, CONTENT_MARKERS)] = False
+    marked = mentions(frame["other"], np.flatnonzero(out), OFF_PATH)
     off = mentions(frame["other"], marked, _OFF_TIERS)
     tiered = np.setdiff1d(marked, off)
     has_tiers = np.array([bool(r.tiers) for r in rules.models] or [False])
     out[off] = False
     out[tiered[~has_tiers[rule_idx[tiered]]]] = False
-    out[mentions(frame["content"], rows, CONTENT_MARKERS)] = False
-    return out, tiered[has_tiers[rule_idx[tiered]]].astype(np.intp)
+    tools_only = np.setdiff1d(off, mentions(frame["other"], off, _OFF_CALLS))
+    tiered = tiered[has_tiers[rule_idx[tiered]]].astype(np.intp)
+    return Routes(out, tiered, tools_only.astype(np.intp))
 
 
 def _subset(t: TokenColumns, rows: npt.NDArray[np.intp], **change: Any) -> TokenColumns:
@@ -256,11 +267,13 @@ def price_fast(
     items: list[Combo],
     rows_mask: npt.NDArray[np.bool_],
     rules: Rules,
+    extra: npt.NDArray[np.int64] | None = None,
 ) -> FastResult:
     """Verdicts for `rows_mask` (plain text and per-call logs), as `paths` and `verdicts`
     would give them: round or (Anthropic usage, int() in older servers) floor accepted, and a
     cached log without a stated semantic whose charge only the Anthropic arithmetic explains
-    is not re-priceable. `semantic_said`: the log states its usage semantics."""
+    is not re-priceable. `semantic_said`: the log states its usage semantics. `extra`: each
+    log's surcharge, scaled by its combo's den (`tools_fast`), added before rounding."""
     n = len(quota)
     expected = np.zeros(n, dtype=np.int64)
     lifted = np.zeros(n, dtype=bool)
@@ -283,7 +296,8 @@ def price_fast(
         decided[call_rows] = True
     by_tokens = np.flatnonzero(rows_mask & ~per_call)
     if len(by_tokens):
-        q, lift, too_big = quota_columns(_subset(tokens, by_tokens), items, combo[by_tokens])
+        add = None if extra is None else extra[by_tokens]
+        q, lift, too_big = quota_columns(_subset(tokens, by_tokens), items, combo[by_tokens], add)
         expected[by_tokens] = np.where(too_big, 0, q)
         lifted[by_tokens] = lift & ~too_big
         decided[by_tokens] = ~too_big
@@ -292,7 +306,8 @@ def price_fast(
     # Anthropic usage: older servers (PostClaudeConsumeQuota) truncate with int()
     retry = rows[~agree & tokens.anthropic[rows] & ~per_call[rows]]
     if len(retry):
-        low, _, big = quota_columns(_subset(tokens, retry), items, combo[retry], floor=True)
+        add = None if extra is None else extra[retry]
+        low, _, big = quota_columns(_subset(tokens, retry), items, combo[retry], add, floor=True)
         ok = ~big & within(quota[retry], low, rules.tolerance)
         agree[np.searchsorted(rows, retry[ok])] = True
     status[rows[~agree]] = MISMATCH
@@ -300,7 +315,8 @@ def price_fast(
     unsure = rows[~agree & cached[rows] & ~semantic_said[rows] & ~per_call[rows]]
     if len(unsure):
         sub = _subset(tokens, unsure, anthropic=np.ones(len(unsure), dtype=bool))
-        alt, _, big = quota_columns(sub, items, combo[unsure])
+        add = None if extra is None else extra[unsure]
+        alt, _, big = quota_columns(sub, items, combo[unsure], add)
         fit = ~big & (alt != expected[unsure]) & within(quota[unsure], alt, rules.tolerance)
         status[unsure[fit]] = NOT_REPRICEABLE
     return result

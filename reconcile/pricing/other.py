@@ -54,6 +54,7 @@ PARSED: Final = 1
 UNREADABLE: Final = 2
 
 _CHUNK: Final = 1 << 16
+_SMALL_CHUNK: Final = 1 << 12
 _BLOCK: Final = 1 << 25  # above a chunk's bytes: one block, no search for object boundaries
 _WORKERS: Final = 2
 #: Rare float keys the fast pass may be asked for too (`parse_other(extra=...)`).
@@ -142,6 +143,25 @@ def read_floats(other: pd.Series, rows: npt.NDArray[np.intp], out: OtherFields) 
             _slow_row(i, text, out)
 
 
+def read_table(
+    other: pd.Series, rows: npt.NDArray[np.intp], schema: pa.Schema
+) -> tuple[pa.Table | None, npt.NDArray[np.intp]]:
+    """`schema`'s keys of the objects `other[rows]` as a table, and the positions in `rows`
+    of its rows: a small chunk the reader refuses (a value of another type) is left out."""
+    tables, read = [], []
+    if len(rows):
+        arr = _large_strings(other).take(pa.array(rows))
+        for a in range(0, len(rows), _SMALL_CHUNK):
+            part = np.arange(a, min(len(rows), a + _SMALL_CHUNK))
+            table = _parse_chunk(arr, part, schema)
+            if table is not None:
+                tables.append(table)
+                read.append(part)
+    if not tables:
+        return None, rows[:0]
+    return pa.concat_tables(tables), np.concatenate(read).astype(np.intp)
+
+
 def _read_fast(
     arr: pa.LargeStringArray,
     rows: npt.NDArray[np.intp],
@@ -171,14 +191,23 @@ def key_pattern(keys: Iterable[str]) -> str:
 
 
 def mentions(column: pd.Series, rows: npt.NDArray[np.intp], pattern: str) -> npt.NDArray[np.intp]:
-    """The rows among `rows` whose text matches `pattern`."""
+    """The rows among `rows` (ascending) whose text matches `pattern`. A few rows are copied
+    out first; many are matched in place, in two halves on both cores (Arrow releases the GIL)."""
     if not len(rows):
         return rows
     texts = _large_strings(column)
-    if len(rows) != len(texts):
-        texts = texts.take(pa.array(rows))
-    hit = pc.match_substring_regex(texts, pattern).fill_null(False)
-    found: npt.NDArray[np.intp] = rows[hit.to_numpy(zero_copy_only=False)]
+    if len(rows) * 4 < len(texts):
+        hit = pc.match_substring_regex(texts.take(pa.array(rows)), pattern)
+        few: npt.NDArray[np.intp] = rows[hit.fill_null(False).to_numpy(zero_copy_only=False)]
+        return few
+    half = len(texts) // 2
+    halves = [texts.slice(0, half), texts.slice(half)]
+    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+        hits = list(
+            pool.map(lambda t: pc.match_substring_regex(t, pattern).fill_null(False), halves)
+        )
+    every = np.concatenate([h.to_numpy(zero_copy_only=False) for h in hits])
+    found: npt.NDArray[np.intp] = rows[every[rows]]
     return found
 
 

@@ -177,13 +177,15 @@ def quota_columns(
     tokens: TokenColumns,
     combos: list[Combo],
     combo: npt.NDArray[np.int64],
+    extra: npt.NDArray[np.int64] | None = None,
     *,
     floor: bool = False,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
     """Token-priced quota of every log (combo[i] its token-priced Combo), exactly, in int64.
 
     Returns (quota, lifted by the minimum of 1, too large for int64: use `quota_exact`).
-    `floor`: truncate instead of rounding, as new-api's older int() paths do.
+    `extra`: a surcharge per log scaled by its combo's den, added before rounding (0 <= extra
+    < 2**62). `floor`: truncate instead of rounding, as new-api's older int() paths do.
     """
     const = {
         "scale": np.array([x.scale for x in combos], dtype=np.int64),
@@ -198,11 +200,13 @@ def quota_columns(
     estimate = np.zeros(len(combo))
     for count, coef in terms:
         estimate += count.astype(np.float64) * coef.astype(np.float64)
-    too_big = ~fits | (estimate >= _LIMIT) | (estimate * take["mult"] >= _LIMIT)
+    add = np.zeros(len(combo), dtype=np.int64) if extra is None else extra
+    big = estimate * take["mult"] + add.astype(np.float64)
+    too_big = ~fits | (estimate >= _LIMIT) | (big >= _LIMIT)
     total = np.zeros(len(combo), dtype=np.int64)
     for count, coef in terms:
         total += np.where(too_big, 0, count) * coef
-    scaled = total * np.where(too_big, 0, take["mult"])
+    scaled = total * np.where(too_big, 0, take["mult"]) + np.where(too_big, 0, add)
     quota = scaled // take["den"] if floor else round_div(scaled, take["den"])
     used = tokens.prompt + tokens.completion
     quota = np.where(used == 0, 0, quota)

@@ -55,7 +55,7 @@ from reconcile.pricing.paths.text import ANTHROPIC_GUESS
 from reconcile.pricing.quota import price_one
 from reconcile.pricing.rowwise import inputs_of, price_rows
 from reconcile.pricing.rules import Rules, plain
-from reconcile.pricing.tools_fast import price_tools_columns
+from reconcile.pricing.tools_fast import surcharge_columns
 from reconcile.pricing.verdicts import (
     BROKEN_RECORD,
     MISMATCH,
@@ -174,14 +174,24 @@ def price_logs(logs: pd.DataFrame, rules: Rules, tz: ZoneInfo) -> Pricing:
     # charged without tokens, or negative counts: the row-wise paths say why
     odd = ((L.prompt + L.completion == 0) & (L.quota != 0)) | (L.prompt < 0) | (L.completion < 0)
     odd |= L.huge
-    fast, tiered = fast_rows(L.frame, other, rule_idx, bad_tokens, rules, odd)
+    routes = fast_rows(L.frame, other, rule_idx, bad_tokens, rules, odd)
+    tools_rows = routes.tools[L.prompt[routes.tools] + L.completion[routes.tools] > 0]
+    tooled, scaled, named = surcharge_columns(
+        L.frame["other"], tools_rows, combo, combos.items, combos.paired, rules.quota_per_unit
+    )
+    routes.fast[tooled] = True
+    extra = np.zeros(n, dtype=np.int64)
+    extra[tooled] = scaled
     said = pd.notna(other.strings["usage_semantic"]) | other.bools["claude"]
-    done = price_fast(L.quota, tokens, np.asarray(said), combo, combos.items, fast, rules)
+    done = price_fast(
+        L.quota, tokens, np.asarray(said), combo, combos.items, routes.fast, rules, extra
+    )
     per_call = np.zeros(n, dtype=bool)
     if combos.items:
         per_call = np.array([c.rule.per_call for c in combos.items])[np.maximum(combo, 0)]
-    # a tiered log's finding is explained row by row, with the tier the gateway matched
-    done.decided[tiered[done.status[tiered] != OK]] = False
+    # a finding of a tiered or surcharged log is explained row by row, along its path
+    closer = np.concatenate([routes.tiered, tooled])
+    done.decided[closer[done.status[closer] != OK]] = False
 
     priced = rule_idx >= 0
     decided = done.decided
@@ -199,6 +209,8 @@ def price_logs(logs: pd.DataFrame, rules: Rules, tz: ZoneInfo) -> Pricing:
     out.status[decided] = done.status[decided]
     _explain_fast(L, out, done, combos, rules, other, per_call)
     out.path[decided & (tier > 0)] = paths.TIERED
+    surcharged = tooled[named & decided[tooled]]
+    out.path[surcharged] = [f"{p}+{paths.TOOLS}" for p in out.path[surcharged]]
     paired = np.flatnonzero(decided & (pair >= 0))
     out.path[paired] = [f"{p}+{paths.GROUP_PAIR}" for p in out.path[paired]]
     rest = np.flatnonzero(priced & ~decided & ~L.huge)
@@ -208,11 +220,6 @@ def price_logs(logs: pd.DataFrame, rules: Rules, tz: ZoneInfo) -> Pricing:
     out.expected[ok], out.has_expected[ok], out.path[ok] = want, True, labels
     rest = np.setdiff1d(rest, ok).astype(np.intp)
     ok, want, labels = price_audio_columns(
-        rest, L.frame, L.quota, L.prompt, L.completion, rule_idx, other, rules
-    )
-    out.expected[ok], out.has_expected[ok], out.path[ok] = want, True, labels
-    rest = np.setdiff1d(rest, ok).astype(np.intp)
-    ok, want, labels = price_tools_columns(
         rest, L.frame, L.quota, L.prompt, L.completion, rule_idx, other, rules
     )
     out.expected[ok], out.has_expected[ok], out.path[ok] = want, True, labels
