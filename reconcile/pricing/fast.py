@@ -91,13 +91,18 @@ class Combos:
         pair = np.full(n, -1, dtype=np.int64) if pair is None else pair
         tier = np.zeros(n, dtype=np.int64) if tier is None else tier
         gcodes, gnames = pd.factorize(group)
-        frame = pd.DataFrame(
-            {"r": rule_idx, "g": gcodes, "p": pair, "t": tier}
-        ).loc[priced]  # fmt: skip
-        local = frame.groupby(["r", "g", "p", "t"], sort=False).ngroup().to_numpy()
-        firsts = frame.drop_duplicates(["r", "g", "p", "t"]).to_numpy()
+        # one int64 key per (rule, group, pair, tier): mixed-radix, every part >= 0
+        parts = [rule_idx, gcodes, pair + 1, tier]
+        key = np.zeros(n, dtype=np.int64)
+        for part in parts:
+            key = key * (int(part.max(initial=0)) + 1) + part
+        local = pd.factorize(key[priced])[0]
+        first_row = np.flatnonzero(priced)[np.unique(local, return_index=True)[1]]
         mapping = np.array(
-            [self._get(int(r), str(gnames[g]), int(p), int(t)) for r, g, p, t in firsts],
+            [
+                self._get(int(rule_idx[i]), str(gnames[gcodes[i]]), int(pair[i]), int(tier[i]))
+                for i in first_row
+            ],
             dtype=np.int64,
         )
         out[priced] = mapping[local]
@@ -127,7 +132,7 @@ class Combos:
         at = np.flatnonzero(rows & ~np.isnan(used) & (np.nan_to_num(used, nan=-1) >= 0))
         if not len(at) or not self.rules.group_pairs:
             return out
-        keys = pd.DataFrame({"g": group.to_numpy(dtype=object)[at], "u": used[at]})
+        keys = pd.DataFrame({"g": group.iloc[at].to_numpy(dtype=object), "u": used[at]})
         local = keys.groupby(["g", "u"], sort=False).ngroup().to_numpy()
         choice = []
         for g, u in keys.drop_duplicates(["g", "u"]).itertuples(index=False):

@@ -239,7 +239,9 @@ def price_logs(logs: pd.DataFrame, rules: Rules, tz: ZoneInfo) -> Pricing:
         models = L.model.iloc[unpriced].to_numpy(dtype=object)
         out.reasons[unpriced] = unpriced_reasons(models, days, rules)
 
-    broken = np.isin(out.codes, list(BROKEN_RECORD)) & (out.status == NOT_REPRICEABLE)
+    broken = np.zeros(n, dtype=bool)
+    unsure = np.flatnonzero(out.status == NOT_REPRICEABLE)
+    broken[unsure] = np.isin(out.codes[unsure], list(BROKEN_RECORD))
     expected = np.where(out.has_expected, out.expected, 0)
     reasons = Counter(out.codes[out.status == NOT_REPRICEABLE].tolist())
     return Pricing(
@@ -274,9 +276,8 @@ def _explain_fast(
 ) -> None:
     """Paths, and the reasons of the fast path's findings (worded once per distinct case)."""
     d = done.decided
-    out.path[d] = np.where(
-        per_call[d], paths.PER_CALL, np.where(done.cached[d], paths.CACHE, paths.TEXT)
-    )
+    labels = np.array([paths.TEXT, paths.CACHE, paths.PER_CALL], dtype=object)
+    out.path[d] = labels[np.where(per_call[d], 2, done.cached[d].astype(np.int64))]
     out.reasons[d & (done.status == OK) & (L.prompt + L.completion == 0)] = _NO_USAGE
     unsure = np.flatnonzero(d & (done.status == NOT_REPRICEABLE))
     out.codes[unsure] = "usage_semantics_unknown"
