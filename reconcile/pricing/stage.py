@@ -219,9 +219,9 @@ def price_logs(logs: pd.DataFrame, rules: Rules, tz: ZoneInfo) -> Pricing:
     ok, want, labels = price_by_content(grouped, L.frame, L.quota, combo, rule_idx, other, rules)
     out.expected[ok], out.has_expected[ok], out.path[ok] = want, True, labels
     rest = np.setdiff1d(rest, ok).astype(np.intp)
-    ok, want, labels = price_audio_columns(
-        rest, L.frame, L.quota, L.prompt, L.completion, rule_idx, other, rules
-    )
+    readable = rest[other.state[rest] != UNREADABLE]
+    used = L.prompt + L.completion > 0
+    ok, want, labels = price_audio_columns(readable, L.frame, L.quota, used, combo, combos, rules)
     out.expected[ok], out.has_expected[ok], out.path[ok] = want, True, labels
     _price_rest(L, np.setdiff1d(rest, ok).astype(np.intp), out, rules)
     huge = np.flatnonzero(L.huge)
