@@ -59,8 +59,10 @@ _BLOCK: Final = 1 << 25  # above a chunk's bytes: one block, no search for objec
 _WORKERS: Final = 2
 #: Rare float keys the fast pass may be asked for too (`parse_other(extra=...)`).
 FAST_EXTRA: Final = ("user_group_ratio",)
+#: Token counts are whole: read as int64, which parses about a third faster than float64; a
+#: chunk holding a count written otherwise (12.0, 1e3) is read again with float64.
 _SCHEMA: Final = pa.schema(
-    [(k, pa.float64()) for k in COMMON_FLOATS]
+    [(k, pa.int64()) for k in COMMON_FLOATS]
     + [(k, pa.string()) for k in COMMON_STRINGS]
     + [(k, pa.bool_()) for k in COMMON_BOOLS]
 )
@@ -175,6 +177,11 @@ def _read_fast(
     # pyarrow releases the GIL while parsing: two chunks at a time use both cores
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
         tables = list(pool.map(lambda part: _parse_chunk(arr, part, schema), chunks))
+    loose = pa.schema([(f.name, pa.float64() if f.type == pa.int64() else f.type) for f in schema])
+    if loose != schema:
+        tables = [
+            t or _parse_chunk(arr, part, loose) for part, t in zip(chunks, tables, strict=True)
+        ]
     refused = []
     for part, table in zip(chunks, tables, strict=True):
         if table is None:
