@@ -188,28 +188,46 @@ def quota_columns(
     < 2**62). `floor`: truncate instead of rounding, as new-api's older int() paths do.
     """
     const = {
-        "scale": np.array([x.scale for x in combos], dtype=np.int64),
         "den": np.array([x.den for x in combos], dtype=np.int64),
         "mult": np.array([x.multiplier for x in combos], dtype=np.int64),
     }
     for k in COEFFICIENTS:
         const[k] = np.array([x.coef.get(k, 0) for x in combos], dtype=np.int64)
-    fits = np.array([x.fits_int64 for x in combos], dtype=bool)[combo]
+    fits = np.array([x.fits_int64 for x in combos], dtype=bool)
     take = {k: v[combo] for k, v in const.items()}
     terms = [(c.vector(tokens), take[c.name]) for c in COMPONENTS]
-    estimate = np.zeros(len(combo))
-    for count, coef in terms:
-        estimate += count.astype(np.float64) * coef.astype(np.float64)
     add = np.zeros(len(combo), dtype=np.int64) if extra is None else extra
-    big = estimate * take["mult"] + add.astype(np.float64)
-    too_big = ~fits | (estimate >= _LIMIT) | (big >= _LIMIT)
-    total = np.zeros(len(combo), dtype=np.int64)
-    for count, coef in terms:
-        total += np.where(too_big, 0, count) * coef
-    scaled = total * np.where(too_big, 0, take["mult"]) + np.where(too_big, 0, add)
+    # one bound for all logs (largest count x largest constant); per log only above it
+    peaks = [
+        _peak(count) * _peak(const[c.name]) for c, (count, _) in zip(COMPONENTS, terms, strict=True)
+    ]
+    bound = sum(peaks)
+    if fits.all() and bound * _peak(const["mult"]) + _peak(add) < _LIMIT:
+        too_big = np.zeros(len(combo), dtype=bool)
+        total = np.zeros(len(combo), dtype=np.int64)
+        for count, coef in terms:
+            total += count * coef
+        scaled = total * take["mult"] + add
+    else:
+        estimate = np.zeros(len(combo))
+        for count, coef in terms:
+            estimate += count.astype(np.float64) * coef.astype(np.float64)
+        big = estimate * take["mult"] + add.astype(np.float64)
+        too_big = ~fits[combo] | (estimate >= _LIMIT) | (big >= _LIMIT)
+        total = np.zeros(len(combo), dtype=np.int64)
+        for count, coef in terms:
+            total += np.where(too_big, 0, count) * coef
+        scaled = total * np.where(too_big, 0, take["mult"]) + np.where(too_big, 0, add)
     quota = scaled // take["den"] if floor else round_div(scaled, take["den"])
     used = tokens.prompt + tokens.completion
     quota = np.where(used == 0, 0, quota)
     lifted = ~too_big & (used > 0) & (take["mult"] != 0) & (quota <= 0)
     quota = np.where(lifted, 1, quota)
     return quota, lifted, too_big
+
+
+def _peak(values: npt.NDArray[np.int64]) -> float:
+    """The largest magnitude in `values` (0 when empty), as a float."""
+    if not len(values):
+        return 0.0
+    return float(max(abs(int(values.max())), abs(int(values.min()))))
