@@ -1,13 +1,14 @@
-"""The common case, vectorised: plain text and per-call logs that agree with the contract.
+"""The common case, vectorised: text and per-call logs, priced for a million logs at once.
 
-Most consume logs are text (or per-call) logs whose `other` holds only the common keys. For
-them the quota is computed for a million logs at once in exact int64 arithmetic
+Most consume logs are text (or per-call) logs whose `other` holds only the keys the one-pass
+reader reads. For them the quota is computed in exact int64 arithmetic
 (`reconcile.pricing.quota`), including (user group, using group) pairs and tiers by prompt
-size, which are the same formula with other constants. A finding is kept here (its cause
-worded once per distinct case) unless its `other` or `content` shows another billing path.
-Every other log (another path, a broken `other`, a count that is not a count, a charge
-without tokens, a quota beyond int64) goes to `reconcile.pricing.rowwise`, which prices it
-exactly along its path and explains it.
+size, which are the same formula with other constants, and tool-call surcharges, added on
+the same scale (`tools_fast`). A log whose `other` or `content` shows anything else the path
+modules read (OFF_PATH_KEYS, CONTENT_MARKERS) is never settled here, even when its tokens'
+price equals its charge; nor is a broken `other`, a count that is not a count, a charge
+without tokens or a quota beyond int64. Those go to the tiers of their paths and, last, to
+`reconcile.pricing.rowwise`, which prices any log exactly along its path and explains it.
 """
 
 from __future__ import annotations

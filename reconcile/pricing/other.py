@@ -2,11 +2,13 @@
 
 A million `json.loads` calls take ~6 s. pyarrow's JSON reader parses the same text straight
 from the string column's buffer in about a second, if it is asked for few keys (its cost grows
-with every declared key). So the fast pass reads only the keys every log carries (COMMON_*);
-the logs of other billing paths are found by a regex over the text of the few logs where
-it matters (`mentions`) and read whole with `json.loads` by `reconcile.pricing.rowwise`. A
-chunk the fast reader refuses (bad JSON, a value of an unexpected type) is re-read row by
-row here: an odd log costs time, never correctness.
+with every declared key, and a float costs more than an integer). So one pass reads only what
+the text formula needs of every log (COMMON_*); the ratios the gateway logged are read for the
+few logs whose finding compares them (`read_floats`); the logs of other billing paths are
+found by a regex over the column's bytes (`mentions`) and read by their tiers (`read_table`)
+or whole with `json.loads` by `reconcile.pricing.rowwise`. A chunk the fast reader refuses
+(bad JSON, a value of an unexpected type) is re-read row by row here: an odd log costs time,
+never correctness.
 """
 
 from __future__ import annotations
