@@ -27,6 +27,8 @@ from reconcile.pricing.other import (
     COMMON_BOOLS,
     COMMON_FLOATS,
     COMMON_STRINGS,
+    OTHER_SEMANTIC,
+    SEMANTICS,
     TOKEN_KEYS,
     UNREADABLE,
     OtherFields,
@@ -207,8 +209,10 @@ def tokens_of(
         wrong = present & ((x < 0) | (x > 2.0**53) | (x != np.floor(np.where(present, x, 0))))
         bad |= wrong
         counts[key] = np.where(present & ~wrong, x, 0).astype(np.int64)
-    semantic = other.strings["usage_semantic"]
-    anthropic = (semantic == "anthropic") | (pd.isna(semantic) & other.bools["claude"])
+    semantic = other.semantic
+    anthropic = (semantic == 1 + SEMANTICS.index("anthropic")) | (
+        (semantic == 0) & other.bools["claude"]
+    )
     columns = TokenColumns(
         prompt=prompt,
         completion=completion,
@@ -245,8 +249,7 @@ def fast_rows(
     CONTENT_MARKERS), or states its usage semantics in words other than the two it knows,
     goes to the tier of its path even when its tokens' price equals its charge."""
     out = (rule_idx >= 0) & (other.state != UNREADABLE) & ~bad_tokens & ~odd
-    said = other.strings["usage_semantic"]
-    out &= pd.isna(said) | (said == "anthropic") | (said == "openai")
+    out &= other.semantic != OTHER_SEMANTIC
     rows = np.flatnonzero(out)
     out[mentions(frame["content"], rows, CONTENT_MARKERS)] = False
     marked = mentions(frame["other"], np.flatnonzero(out), OFF_PATH)

@@ -31,6 +31,10 @@ import pyarrow.json as pj
 #: Keys every consume log's `other` is read for in one pass: what the text formula needs.
 COMMON_FLOATS: Final = ("cache_tokens", "cache_creation_tokens")
 COMMON_STRINGS: Final = ("usage_semantic",)
+#: usage_semantic as a code (`OtherFields.semantic`): 0 when not stated, 1 + its index here
+#: for the words the text tier knows, OTHER_SEMANTIC for any other value.
+SEMANTICS: Final = ("anthropic", "openai")
+OTHER_SEMANTIC: Final = len(SEMANTICS) + 1
 COMMON_BOOLS: Final = ("claude",)
 #: The ratios and price the gateway logged: read only for the logs whose finding compares
 #: them, or whose charge they group (`read_floats`).
@@ -83,7 +87,7 @@ class OtherFields:
 
     floats: dict[str, npt.NDArray[np.float64]]
     bools: dict[str, npt.NDArray[np.bool_]]
-    strings: dict[str, npt.NDArray[np.object_]]
+    semantic: npt.NDArray[np.int8]  # usage_semantic, coded (SEMANTICS)
     state: npt.NDArray[np.int8]  # EMPTY | PARSED | UNREADABLE
     #: Rows read whole with json.loads (every key); the others hold the common keys only.
     whole: npt.NDArray[np.bool_]
@@ -94,7 +98,7 @@ class OtherFields:
         return cls(
             floats={k: np.full(n, np.nan) for k in FLOAT_KEYS},
             bools={k: np.zeros(n, dtype=bool) for k in COMMON_BOOLS},
-            strings={k: np.full(n, None, dtype=object) for k in COMMON_STRINGS},
+            semantic=np.zeros(n, dtype=np.int8),
             state=np.zeros(n, dtype=np.int8),
             whole=np.zeros(n, dtype=bool),
         )
@@ -287,8 +291,11 @@ def _store(table: pa.Table, rows: npt.NDArray[np.intp], out: OtherFields) -> Non
             out.floats[k][rows] = col.to_numpy(zero_copy_only=False).astype(np.float64)
         elif k in out.bools:
             out.bools[k][rows] = col.fill_null(False).to_numpy(zero_copy_only=False)
-        else:
-            out.strings[k][rows] = col.to_numpy(zero_copy_only=False)
+        else:  # usage_semantic, coded
+            code = np.where(col.is_valid().to_numpy(zero_copy_only=False), OTHER_SEMANTIC, 0)
+            for j, word in enumerate(SEMANTICS):
+                code[pc.equal(col, word).fill_null(False).to_numpy(zero_copy_only=False)] = j + 1
+            out.semantic[rows] = code
     out.state[rows] = PARSED
 
 
@@ -327,7 +334,7 @@ def _slow_row(i: int, text: str | None, out: OtherFields) -> None:
             out.bools[k][i] = v
         elif v is not None and k == "claude":
             out.unreadable(i, f"`other` has a non-boolean {k}: {v!r}"[:120])
-    for k in COMMON_STRINGS:
-        v = obj.get(k)
-        if v is not None:
-            out.strings[k][i] = str(v)
+    said = obj.get("usage_semantic")
+    if said is not None:
+        word = str(said)
+        out.semantic[i] = SEMANTICS.index(word) + 1 if word in SEMANTICS else OTHER_SEMANTIC

@@ -166,7 +166,7 @@ def price_logs(logs: pd.DataFrame, rules: Rules, tz: ZoneInfo) -> Pricing:
         L.frame["other"], routes.tools, used, combo, combos, rules.quota_per_unit
     )
     routes.fast[tooled] = True
-    said = pd.notna(other.strings["usage_semantic"]) | other.bools["claude"]
+    said = (other.semantic != 0) | other.bools["claude"]
     done = price_fast(
         L.quota, tokens, np.asarray(said), combo, combos.items, routes.fast, rules, extra
     )

@@ -14,7 +14,14 @@ from hypothesis import strategies as st
 from pricing_helpers import SHANGHAI, frame, log
 
 from reconcile.core.money import round_half_away
-from reconcile.pricing.other import COMMON_FLOATS, PARSED, RATIO_FLOATS, parse_other, read_floats
+from reconcile.pricing.other import (
+    COMMON_FLOATS,
+    PARSED,
+    RATIO_FLOATS,
+    SEMANTICS,
+    parse_other,
+    read_floats,
+)
 from reconcile.pricing.quota import round_div
 from reconcile.pricing.rules import ModelRule, Rules
 from reconcile.pricing.stage import price_logs, price_one
@@ -229,5 +236,6 @@ def test_the_fast_reader_and_json_loads_read_other_alike(objs: list[dict[str, An
         want = [float(o[k]) if k in o else np.nan for o in read]
         np.testing.assert_array_equal(fast.floats[k], np.array(want))
     assert fast.bools["claude"].tolist() == [o.get("claude") is True for o in read]
-    assert fast.strings["usage_semantic"].tolist() == [o.get("usage_semantic") for o in read]
+    said = [o.get("usage_semantic") for o in read]
+    assert fast.semantic.tolist() == [0 if w is None else 1 + SEMANTICS.index(w) for w in said]
     assert (fast.state == PARSED).all()
