@@ -38,7 +38,8 @@ def assign_rules(
     codes, names = pd.factorize(models)
     if n == 0 or not len(names):
         return rule_idx, has_candidates
-    order = np.argsort(codes, kind="stable")
+    small = codes.astype(np.int16) if len(names) < 2**15 else codes  # numpy radix-sorts int16
+    order = np.argsort(small, kind="stable")
     edges = np.searchsorted(codes[order], np.arange(len(names) + 1))
     position = {id(r): i for i, r in enumerate(rules.models)}
     for u, name in enumerate(names):

@@ -99,8 +99,9 @@ class Combos:
         key = np.zeros(n, dtype=np.int64)
         for part in parts:
             key = key * (int(part.max(initial=0)) + 1) + part
-        local = pd.factorize(key[priced])[0]
-        first_row = np.flatnonzero(priced)[np.unique(local, return_index=True)[1]]
+        local = pd.factorize(key[priced])[0]  # codes in order of first appearance
+        top = np.maximum.accumulate(local)
+        first_row = np.flatnonzero(priced)[np.flatnonzero(np.r_[True, top[1:] > top[:-1]])]
         mapping = np.array(
             [
                 self._get(int(rule_idx[i]), str(gnames[gcodes[i]]), int(pair[i]), int(tier[i]))
