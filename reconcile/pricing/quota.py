@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from reconcile.core.money import round_half_away
+from reconcile.pricing.paths.base import Terms
 from reconcile.pricing.paths.text import COMPONENTS, Ratios, Usage, text_exact
 from reconcile.pricing.rules import ModelRule
 
@@ -80,7 +81,9 @@ def quota_exact(
     with localcontext() as ctx:
         ctx.prec = 200  # far beyond any product here: every step is exact
         if rule.model_price is not None:
-            return round_half_away(rule.model_price * quota_per_unit * group_ratio), False
+            return round_half_away(
+                Terms(rule, group_ratio, quota_per_unit).call(rule.model_price)
+            ), False
         if prompt_tokens + completion_tokens == 0:
             return 0, False
         if image_tokens and rule.image_ratio is None:
@@ -141,7 +144,8 @@ class Combo:
         with localcontext() as ctx:
             ctx.prec = 200
             if rule.model_price is not None:
-                quota = round_half_away(rule.model_price * quota_per_unit * group_ratio)
+                terms = Terms(rule, group_ratio, quota_per_unit)
+                quota = round_half_away(terms.call(rule.model_price))
                 return cls(index, rule, group, group_ratio, quota, 1, {}, 0, 1, True)
             assert rule.model_ratio is not None
             of = Ratios.of(rule)

@@ -31,7 +31,7 @@ def is_audio(row: Row) -> bool:
 def price_audio(row: Row, terms: Terms) -> Charge | Unpriceable:
     rule = terms.rule
     if rule.model_price is not None:
-        exact = rule.model_price * terms.quota_per_unit * terms.group_ratio
+        exact = terms.call(rule.model_price)
         return Charge(paths.AUDIO, exact, truncates=True)
     if KEYS_SET.isdisjoint(row.other):
         return Unpriceable(paths.AUDIO, "audio_tokens_missing", "audio tokens not split in `other`")

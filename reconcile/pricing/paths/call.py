@@ -39,7 +39,7 @@ def is_image(content: str) -> bool:
 def price_call(row: Row, terms: Terms, extra: Decimal) -> Charge:
     rule = terms.rule
     assert rule.model_price is not None
-    exact = rule.model_price * terms.quota_per_unit * terms.group_ratio + extra
+    exact = terms.call(rule.model_price) + extra
     return Charge(paths.PER_CALL, exact)
 
 
@@ -71,7 +71,7 @@ def price_image(row: Row, terms: Terms) -> Charge | Unpriceable:
         )
     if price is None:
         price = rule.model_price
-    exact = price * n * terms.quota_per_unit * terms.group_ratio
+    exact = terms.call(price) * n
     return Charge(paths.IMAGE, exact)
 
 

@@ -97,7 +97,7 @@ def price_submission(row: Row, terms: Terms) -> Charge | Unpriceable:
                 f"the gateway applied a {name} multiplier of {shown}; the rules list {listed}",
             )
         multiplier *= fits[0] if fits else next(iter(table.values()))
-    exact = price * terms.quota_per_unit * terms.group_ratio * multiplier
+    exact = terms.call(price) * multiplier
     return Charge(paths.TASK_SUBMIT, exact, truncates=True)
 
 
