@@ -23,6 +23,8 @@ from reconcile.pricing.paths.base import BadField, Charge, Priced, Row, Terms, U
 from reconcile.pricing.rules import ModelRule, Rules
 
 TIERED_MODES: Final = ("tiered_expr", "tiered")
+#: The `other` keys of the gateway's tiered billing (`route` reads them).
+TIER_KEYS: Final = ("billing_mode", "matched_tier")
 
 
 def assign_rules(
@@ -36,7 +38,8 @@ def assign_rules(
     codes, names = pd.factorize(models)
     if n == 0 or not len(names):
         return rule_idx, has_candidates
-    order = np.argsort(codes, kind="stable")
+    small = codes.astype(np.int16) if len(names) < 2**15 else codes  # numpy radix-sorts int16
+    order = np.argsort(small, kind="stable")
     edges = np.searchsorted(codes[order], np.arange(len(names) + 1))
     position = {id(r): i for i, r in enumerate(rules.models)}
     for u, name in enumerate(names):
@@ -72,6 +75,22 @@ def terms_for(row: Row, rule: ModelRule, rules: Rules) -> Terms:
     return Terms(rule, ratio, rules.quota_per_unit)
 
 
+def route(row: Row, rule: ModelRule) -> str:
+    """The path a log takes under `rule`, first match wins (the module doc's order); TEXT
+    and PER_CALL may add surcharges. A tiered log under a rule with tiers is priced as text."""
+    if task.is_settlement(row):
+        return paths.TASK_SETTLE
+    if task.is_submission(row):
+        return paths.TASK_SUBMIT
+    if not rule.tiers and (row.text("billing_mode") in TIERED_MODES or "matched_tier" in row.other):
+        return paths.TIERED
+    if audio.is_audio(row):
+        return paths.AUDIO
+    if rule.per_call:
+        return paths.IMAGE if call.is_image(row.content) else paths.PER_CALL
+    return paths.TEXT
+
+
 def price(row: Row, terms: Terms) -> Priced:
     """The contract's charge for one log along its path (BadField: not re-priceable)."""
     try:
@@ -85,12 +104,12 @@ def price(row: Row, terms: Terms) -> Priced:
 
 def _price(row: Row, terms: Terms) -> Priced:
     rule = terms.rule
-    if task.is_settlement(row):
+    path = route(row, rule)
+    if path == paths.TASK_SETTLE:
         return task.price_settlement(row)
-    if task.is_submission(row):
+    if path == paths.TASK_SUBMIT:
         return task.price_submission(row, terms)
-    tiered = row.text("billing_mode") in TIERED_MODES or "matched_tier" in row.other
-    if tiered and not rule.tiers:
+    if path == paths.TIERED:
         matched = row.text("matched_tier")
         return Unpriceable(
             paths.TIERED,
@@ -98,12 +117,11 @@ def _price(row: Row, terms: Terms) -> Priced:
             f"priced by the gateway's tiered billing expression (tier {matched or '?'}), "
             "which the rules do not hold (give the rule tiers)",
         )
-    if audio.is_audio(row):
+    if path == paths.AUDIO:
         return audio.price_audio(row, terms)
-    if rule.per_call and call.is_image(row.content):
+    if path == paths.IMAGE:
         return call.price_image(row, terms)
-    base = paths.PER_CALL if rule.per_call else paths.TEXT
-    extra = tools.extras(row, terms, base)
+    extra = tools.extras(row, terms, path)
     if isinstance(extra, Unpriceable):
         return extra
     if rule.per_call:

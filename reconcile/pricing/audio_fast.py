@@ -1,133 +1,116 @@
-"""Token-priced audio logs, their arithmetic in int64 columns instead of Decimal per log.
+"""Token-priced audio logs, read and priced in columns instead of one Decimal per log.
 
 `paths.audio.price_audio` (new-api's calculateAudioQuota):
 
     quota = (text_in + text_out x completion_ratio + audio_in x audio_ratio
              + audio_out x audio_ratio x audio_completion_ratio) x model_ratio x group_ratio
 
-Each ratio is a decimal with few places, so with S = 10**D (D the most places among the
-three token ratios) and 10**e making model_ratio x group_ratio whole, the quota is an integer
-sum over 10**(D + e), rounded half away from zero by `quota.round_div`. Which path a log
-takes is still decided per log by the path modules' own tests, in `assign._price`'s order
-(`_routes_to_audio`), on `other` read with json.loads; only the arithmetic is in columns.
-A log whose charge agrees is ok; every other (a mismatch, a count that is not a count,
-constants or sums too large for int64, a per-call audio model) goes on to the row tier.
+Each ratio (`audio.ratios`) is a decimal with few places, so with S = 10**D (D the most
+places among them) and 10**e making model_ratio x group_ratio whole, the quota is an integer
+sum over 10**(D + e), rounded half away from zero by `quota.round_div`. Taken here: logs whose
+`other` says audio and shows no key of a path `assign.route` puts first (task, tiers) nor
+task multipliers in `content`; their token split is read with pyarrow's JSON reader. A log
+whose charge agrees is ok; every other (a mismatch, a count that is not a count, constants
+or sums too large for int64, a per-call or tiered audio rule) goes on to the row tier.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal, localcontext
+from decimal import localcontext
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
 
 from reconcile.core.tolerance import within
 from reconcile.pricing import paths
-from reconcile.pricing.assign import TIERED_MODES, terms_for
-from reconcile.pricing.other import UNREADABLE, OtherFields, mentions
+from reconcile.pricing.assign import TIER_KEYS
+from reconcile.pricing.fast import Combos
+from reconcile.pricing.other import key_pattern, mentions, read_table
 from reconcile.pricing.paths import audio, task
-from reconcile.pricing.paths.base import BadField, Row
-from reconcile.pricing.quota import places, round_div
-from reconcile.pricing.rowwise import read_other
+from reconcile.pricing.quota import Combo, places, round_div
 from reconcile.pricing.rules import Rules
 
 #: `other` that may say audio (paths.audio.is_audio); over-matching costs only a parse.
-AUDIO_OTHER: Final = r'"(?:audio|ws)"\s*:\s*true'
+AUDIO_OTHER: Final = key_pattern(audio.FLAGS) + r"\s*true"
+#: What `assign.route` tries before audio: a log with one of these is left to the row tier.
+_BEFORE: Final = key_pattern((*task.KEYS, *TIER_KEYS))
+SCHEMA: Final = pa.schema(
+    [(k, pa.bool_()) for k in audio.FLAGS] + [(k, pa.float64()) for k in audio.KEYS]
+)
 _LIMIT: Final = float(2**62)
-
-
-def _routes_to_audio(row: Row) -> bool:
-    """`assign._price` sends this log to paths.audio (its tests, in its order)."""
-    if task.is_settlement(row) or task.is_submission(row):
-        return False
-    if row.text("billing_mode") in TIERED_MODES or "matched_tier" in row.other:
-        return False
-    return audio.is_audio(row)
 
 
 def price_audio_columns(
     rows: npt.NDArray[np.intp],
     frame: pd.DataFrame,
     quota: npt.NDArray[np.int64],
-    prompt: npt.NDArray[np.int64],
-    completion: npt.NDArray[np.int64],
-    rule_idx: npt.NDArray[np.int64],
-    other: OtherFields,
+    used: npt.NDArray[np.bool_],
+    combo: npt.NDArray[np.int64],
+    combos: Combos,
     rules: Rules,
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64], list[str]]:
-    """(the rows of `rows` that are agreeing audio logs, their expected quota, their paths)."""
-    rows = rows[other.state[rows] != UNREADABLE]
+    """(the rows of `rows` that are agreeing audio logs, their expected quota, their paths).
+    `used`: the log records tokens; `rows`: priced logs whose `other` is readable."""
+    none: tuple[npt.NDArray[np.intp], npt.NDArray[np.int64], list[str]] = (
+        rows[:0],
+        np.zeros(0, dtype=np.int64),
+        [],
+    )
     rows = mentions(frame["other"], rows, AUDIO_OTHER)
-    texts = frame["other"].iloc[rows].tolist()
-    contents = frame["content"].iloc[rows].tolist()
-    groups = frame["group"].iloc[rows].tolist()
-    take: list[int] = []
-    counts: list[tuple[int, int, int, int]] = []
-    consts: list[tuple[int, int, int, int, int, int, str]] = []
-    memo: dict[tuple[int, str, object], tuple[int, int, int, int, int, int, str] | None] = {}
-    for j, i in enumerate(rows.tolist()):
-        obj, problem = read_other(None if pd.isna(texts[j]) else str(texts[j]))
-        content = contents[j]
-        group = "" if pd.isna(groups[j]) else str(groups[j])
-        row = Row(0, 0, 0, "", group, "" if pd.isna(content) else str(content), obj)
-        if problem or not _routes_to_audio(row) or audio.KEYS_SET.isdisjoint(obj):
-            continue
-        try:
-            split = tuple(row.count(k) for k in audio.KEYS)
-        except BadField:
-            continue
-        key = (int(rule_idx[i]), group, row.number("user_group_ratio"))
-        if key not in memo:
-            memo[key] = _constants(row, key[0], rules)
-        c = memo[key]
-        if c is None:
-            continue
-        take.append(i)
-        counts.append((split[0], split[1], split[2], split[3]))
-        consts.append(c)
-    if not take:
-        return rows[:0], np.zeros(0, dtype=np.int64), []
-    at = np.array(take, dtype=np.intp)
-    n = np.array(counts, dtype=np.int64).T
-    k = np.array([c[:6] for c in consts], dtype=np.int64).T
+    rows = np.setdiff1d(rows, mentions(frame["other"], rows, _BEFORE))
+    rows = np.setdiff1d(rows, mentions(frame["content"], rows, task.PARAMS_AT))
+    consts = [_constants(c, i in combos.paired, rules) for i, c in enumerate(combos.items)]
+    known = np.array([c is not None for c in consts] or [False])
+    rows = rows[known[combo[rows]]].astype(np.intp)
+    table, read = read_table(frame["other"], rows, SCHEMA)
+    if table is None:
+        return none
+    rows = rows[read]
+    flags = [table.column(k).fill_null(False).to_numpy(zero_copy_only=False) for k in audio.FLAGS]
+    counts = np.array(
+        [table.column(k).to_numpy(zero_copy_only=False).astype(np.float64) for k in audio.KEYS]
+    )
+    seen = ~np.isnan(counts)
+    n = np.where(seen, counts, 0)
+    whole = ((n >= 0) & (n < 2.0**53) & (n == np.floor(n))).all(axis=0)
+    good = np.logical_or.reduce(flags) & seen.any(axis=0) & whole
+    rows, n = rows[good], n[:, good].astype(np.int64)
+    k = np.array([consts[c][:6] for c in combo[rows]], dtype=np.int64).reshape(-1, 6).T
     scale, c_out, c_ain, c_aout, mult, den = k
     parts = (n[0] * scale, n[1] * c_out, n[2] * c_ain, n[3] * c_aout)
     estimate = sum(p.astype(np.float64) for p in parts)
     fits = (estimate < _LIMIT) & (estimate * mult.astype(np.float64) < _LIMIT)
     total = np.where(fits, parts[0] + parts[1] + parts[2] + parts[3], 0)
-    used = (prompt[at] + completion[at] > 0) | (n.sum(axis=0) > 0)
-    want = np.where(used, round_div(total * mult, den), 0)
-    want = np.where(used & (mult != 0) & (want <= 0), 1, want)  # floor_one
-    ok = fits & within(quota[at], want, rules.tolerance)
-    labels = [c[6] for c, good in zip(consts, ok.tolist(), strict=True) if good]
-    return at[ok], want[ok], labels
+    use = used[rows] | (n.sum(axis=0) > 0)
+    want = np.where(use, round_div(total * mult, den), 0)
+    want = np.where(use & (mult != 0) & (want <= 0), 1, want)  # floor_one
+    ok = fits & within(quota[rows], want, rules.tolerance)
+    labels = [str(consts[c][6]) for c in combo[rows[ok]]]
+    return rows[ok], want[ok], labels
 
 
 def _constants(
-    row: Row, rule_index: int, rules: Rules
+    item: Combo, pair: bool, rules: Rules
 ) -> tuple[int, int, int, int, int, int, str] | None:
     """(10**D, completion, audio, audio-out ratios x 10**D, model x group ratio x 10**e,
     10**(D + e), path) for a token-priced audio rule; None when the row tier must decide."""
-    rule = rules.models[rule_index]
-    terms = terms_for(row, rule, rules)
+    rule = item.rule
     if rule.model_price is not None or rule.audio_ratio is None or rule.model_ratio is None:
         return None
+    if rule.tiers or item.rule is not rules.models[item.rule_index]:
+        return None  # a tier's ratios: the row tier decides
     with localcontext() as ctx:
         ctx.prec = 80
-        out_ratio = rule.audio_completion_ratio
-        ratios = (
-            rule.completion_ratio,
-            rule.audio_ratio,
-            rule.audio_ratio * (Decimal(1) if out_ratio is None else out_ratio),
-        )
+        ratios = audio.ratios(rule)[1:]
         d = max(places(r) for r in ratios)
-        m = rule.model_ratio * terms.group_ratio
+        m = rule.model_ratio * item.group_ratio
         e = places(m)
         coef = [int(r * 10**d) for r in ratios]
         mult = int(m * 10**e)
     if d + e > 18 or mult >= 2**62 or any(c >= 2**62 for c in coef):
         return None
-    path = paths.AUDIO + ("+" + paths.GROUP_PAIR if terms.pair else "")
+    path = paths.AUDIO + ("+" + paths.GROUP_PAIR if pair else "")
     return (10**d, coef[0], coef[1], coef[2], mult, 10 ** (d + e), path)

@@ -11,8 +11,8 @@ group is judged against that charge in int64. A log whose charge agrees is ok; a
 the row tier (`rowwise`), as does every log these tests cannot place on the path for sure.
 
 Surely on the path: `other` was read (not broken) and holds none of the rarer keys that
-would send the log down another path first (settlement amounts; for images also is_task,
-tiers, audio, tools: `other.RARE_PATTERN`), and `content` shows the path's marker.
+would send the log down another path first (settlement amounts; for images any key the
+text tier leaves to the others, `fast.OFF_PATH`), and `content` shows the path's marker.
 """
 
 from __future__ import annotations
@@ -27,17 +27,16 @@ import pandas as pd
 from reconcile.core.money import round_half_away
 from reconcile.core.tolerance import within
 from reconcile.pricing.assign import price, terms_for
-from reconcile.pricing.other import UNREADABLE, OtherFields, mentions
+from reconcile.pricing.fast import OFF_PATH
+from reconcile.pricing.other import UNREADABLE, OtherFields, key_pattern, mentions
+from reconcile.pricing.paths import call, task
 from reconcile.pricing.paths.base import Charge, Row
 from reconcile.pricing.rowwise import read_other
 from reconcile.pricing.rules import Rules
 from reconcile.pricing.rules_paths import INT64_MAX
 
-#: `content` of a task submission (paths.task._PARAMS_AT) and of an image (paths.call.is_image).
-TASK_CONTENT: Final = r"(?:计算参数|pricing params)\s*[:：]"
-IMAGE_CONTENT: Final = r"生成数量"
-#: `other` keys of a task settlement (paths.task.SETTLE_KEYS), which comes before a submission.
-SETTLE_OTHER: Final = r'"(?:quota_delta|actual_quota|pre_consumed)'
+#: `other` keys of a task settlement, which comes before a submission.
+SETTLE_OTHER: Final = key_pattern(task.SETTLE_KEYS)
 
 
 def candidates(
@@ -49,12 +48,12 @@ def candidates(
 ) -> npt.NDArray[np.intp]:
     """Among `rows`: the image and task-submission logs this module may price."""
     rows = rows[(other.state[rows] != UNREADABLE) & (tier[rows] == 0)]
-    task = mentions(frame["content"], rows, TASK_CONTENT)
-    task = np.setdiff1d(task, mentions(frame["other"], task, SETTLE_OTHER))
-    image = mentions(frame["content"], rows[per_call[rows]], IMAGE_CONTENT)
-    image = np.setdiff1d(image, task)
-    image = np.setdiff1d(image, mentions(frame["other"], image, None))
-    return np.union1d(task, image).astype(np.intp)
+    tasks = mentions(frame["content"], rows, task.PARAMS_AT)
+    tasks = np.setdiff1d(tasks, mentions(frame["other"], tasks, SETTLE_OTHER))
+    image = mentions(frame["content"], rows[per_call[rows]], call.IMAGE_MARKER)
+    image = np.setdiff1d(image, tasks)
+    image = np.setdiff1d(image, mentions(frame["other"], image, OFF_PATH))
+    return np.union1d(tasks, image).astype(np.intp)
 
 
 def price_by_content(

@@ -166,15 +166,9 @@ def strings(values: list[str] | list[str | None], codes: npt.NDArray[np.int64]) 
 
 
 def coded(values: npt.NDArray[np.object_]) -> pd.Series:
-    """An object array of few distinct strings (None: "") as a string column, fast."""
-    filled = np.flatnonzero(pd.notna(values))
-    codes = np.full(len(values), -1, dtype=np.int64)
-    uniques: list[str] = []
-    if len(filled):
-        local, found = pd.factorize(values[filled])
-        codes[filled] = local
-        uniques = [str(u) for u in found]
-    return strings([*uniques, ""], np.where(codes < 0, len(uniques), codes))
+    """An object array of strings (None: "") as a string column (Arrow copies it in C)."""
+    arr = pa.array(values, type=pa.large_string(), from_pandas=True).fill_null("")
+    return pd.Series(pd.array(arr, dtype="string"))
 
 
 def nullable(values: npt.NDArray[np.int64], present: npt.NDArray[np.bool_]) -> pd.Series:

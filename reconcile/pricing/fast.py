@@ -1,13 +1,14 @@
-"""The common case, vectorised: plain text and per-call logs that agree with the contract.
+"""The common case, vectorised: text and per-call logs, priced for a million logs at once.
 
-Most consume logs are text (or per-call) logs whose `other` holds only the common keys. For
-them the quota is computed for a million logs at once in exact int64 arithmetic
+Most consume logs are text (or per-call) logs whose `other` holds only the keys the one-pass
+reader reads. For them the quota is computed in exact int64 arithmetic
 (`reconcile.pricing.quota`), including (user group, using group) pairs and tiers by prompt
-size, which are the same formula with other constants. A finding is kept here (its cause
-worded once per distinct case) unless its `other` or `content` shows another billing path.
-Every other log (another path, a broken `other`, a count that is not a count, a charge
-without tokens, a quota beyond int64) goes to `reconcile.pricing.rowwise`, which prices it
-exactly along its path and explains it.
+size, which are the same formula with other constants, and tool-call surcharges, added on
+the same scale (`tools_fast`). A log whose `other` or `content` shows anything else the path
+modules read (OFF_PATH_KEYS, CONTENT_MARKERS) is never settled here, even when its tokens'
+price equals its charge; nor is a broken `other`, a count that is not a count, a charge
+without tokens or a quota beyond int64. Those go to the tiers of their paths and, last, to
+`reconcile.pricing.rowwise`, which prices any log exactly along its path and explains it.
 """
 
 from __future__ import annotations
@@ -21,14 +22,45 @@ import numpy.typing as npt
 import pandas as pd
 
 from reconcile.core.tolerance import within
-from reconcile.pricing.other import TOKEN_KEYS, UNREADABLE, OtherFields, mentions
+from reconcile.pricing.assign import TIER_KEYS
+from reconcile.pricing.other import (
+    COMMON_BOOLS,
+    COMMON_FLOATS,
+    COMMON_STRINGS,
+    OTHER_SEMANTIC,
+    SEMANTICS,
+    TOKEN_KEYS,
+    UNREADABLE,
+    OtherFields,
+    key_pattern,
+    mentions,
+)
+from reconcile.pricing.paths import audio, call, task, text, tools
 from reconcile.pricing.quota import Combo, TokenColumns, quota_columns
 from reconcile.pricing.rules import ModelRule, Rules
 from reconcile.pricing.rules_paths import INT64_MAX, Tier
-from reconcile.pricing.verdicts import MISMATCH, NOT_REPRICEABLE, OK
+from reconcile.pricing.verdicts import MISMATCH, NOT_REPRICEABLE
 
+#: `other` keys that send a log down another path or add to its charge, as the path modules
+#: declare them, except those the one-pass reader reads; tiered billing's keys are added,
+#: which only a rule with tiers prices as text (`tiers_of`).
+_OWN: Final = (*COMMON_FLOATS, *COMMON_STRINGS, *COMMON_BOOLS)
+OFF_PATH_KEYS: Final = tuple(
+    k
+    for k in (
+        *task.KEYS,
+        *audio.FLAGS,
+        *tools.KEYS,
+        *(k for c in text.COMPONENTS for k in c.other_keys),
+        *text.SEMANTIC_KEYS,
+    )
+    if k not in _OWN
+)
+OFF_PATH: Final = key_pattern((*OFF_PATH_KEYS, *TIER_KEYS))
+_OFF_TIERS: Final = key_pattern(OFF_PATH_KEYS)
+_OFF_CALLS: Final = key_pattern(k for k in (*OFF_PATH_KEYS, *TIER_KEYS) if k not in tools.CALL_KEYS)
 #: `content` that marks another billing path: images (ImageHelper), tasks (LogTaskConsumption).
-CONTENT_MARKERS: Final = r"生成数量|计算参数|pricing params|按次计费|charged per call"
+CONTENT_MARKERS: Final = f"{call.IMAGE_MARKER}|{task.PARAMS_AT}"
 
 
 class Combos:
@@ -62,13 +94,19 @@ class Combos:
         pair = np.full(n, -1, dtype=np.int64) if pair is None else pair
         tier = np.zeros(n, dtype=np.int64) if tier is None else tier
         gcodes, gnames = pd.factorize(group)
-        frame = pd.DataFrame(
-            {"r": rule_idx, "g": gcodes, "p": pair, "t": tier}
-        ).loc[priced]  # fmt: skip
-        local = frame.groupby(["r", "g", "p", "t"], sort=False).ngroup().to_numpy()
-        firsts = frame.drop_duplicates(["r", "g", "p", "t"]).to_numpy()
+        # one int64 key per (rule, group, pair, tier): mixed-radix, every part >= 0
+        parts = [rule_idx, gcodes, pair + 1, tier]
+        key = np.zeros(n, dtype=np.int64)
+        for part in parts:
+            key = key * (int(part.max(initial=0)) + 1) + part
+        local = pd.factorize(key[priced])[0]  # codes in order of first appearance
+        top = np.maximum.accumulate(local)
+        first_row = np.flatnonzero(priced)[np.flatnonzero(np.r_[True, top[1:] > top[:-1]])]
         mapping = np.array(
-            [self._get(int(r), str(gnames[g]), int(p), int(t)) for r, g, p, t in firsts],
+            [
+                self._get(int(rule_idx[i]), str(gnames[gcodes[i]]), int(pair[i]), int(tier[i]))
+                for i in first_row
+            ],
             dtype=np.int64,
         )
         out[priced] = mapping[local]
@@ -98,7 +136,7 @@ class Combos:
         at = np.flatnonzero(rows & ~np.isnan(used) & (np.nan_to_num(used, nan=-1) >= 0))
         if not len(at) or not self.rules.group_pairs:
             return out
-        keys = pd.DataFrame({"g": group.to_numpy(dtype=object)[at], "u": used[at]})
+        keys = pd.DataFrame({"g": group.iloc[at].to_numpy(dtype=object), "u": used[at]})
         local = keys.groupby(["g", "u"], sort=False).ngroup().to_numpy()
         choice = []
         for g, u in keys.drop_duplicates(["g", "u"]).itertuples(index=False):
@@ -172,8 +210,10 @@ def tokens_of(
         wrong = present & ((x < 0) | (x > 2.0**53) | (x != np.floor(np.where(present, x, 0))))
         bad |= wrong
         counts[key] = np.where(present & ~wrong, x, 0).astype(np.int64)
-    semantic = other.strings["usage_semantic"]
-    anthropic = (semantic == "anthropic") | (pd.isna(semantic) & other.bools["claude"])
+    semantic = other.semantic
+    anthropic = (semantic == 1 + SEMANTICS.index("anthropic")) | (
+        (semantic == 0) & other.bools["claude"]
+    )
     columns = TokenColumns(
         prompt=prompt,
         completion=completion,
@@ -187,6 +227,15 @@ def tokens_of(
     return columns, bad
 
 
+@dataclass
+class Routes:
+    """Which priced logs the vectorised formula may settle, and which need a closer look."""
+
+    fast: npt.NDArray[np.bool_]
+    tiered: npt.NDArray[np.intp]  # fast logs showing tiered billing (rules with tiers)
+    tools: npt.NDArray[np.intp]  # not fast: text logs whose only other keys are tool calls
+
+
 def fast_rows(
     frame: pd.DataFrame,
     other: OtherFields,
@@ -194,31 +243,25 @@ def fast_rows(
     bad_tokens: npt.NDArray[np.bool_],
     rules: Rules,
     odd: npt.NDArray[np.bool_],
-) -> npt.NDArray[np.bool_]:
-    """The priced logs the vectorised formula may settle (`odd`: logs it must not)."""
-    candidates = (rule_idx >= 0) & (other.state != UNREADABLE) & ~bad_tokens & ~odd
-    out: npt.NDArray[np.bool_] = candidates
-    return out
+) -> Routes:
+    """The priced logs the vectorised formula may settle (`odd`: logs it must not).
 
-
-def special_rows(
-    frame: pd.DataFrame,
-    rules: Rules,
-    done: FastResult,
-    per_call: npt.NDArray[np.bool_],
-    legacy_claude: npt.NDArray[np.bool_],
-) -> npt.NDArray[np.intp]:
-    """Decided logs that belong to another path after all: a finding whose `other` has a rare
-    key (surcharges, tasks, audio, tiers, 5m/1h writes...) or a pair ratio, or an image or
-    task whose multipliers are in `content`. Scanning only findings and per-call logs keeps
-    a million logs fast; an agreeing text log's charge needs no other path to explain it,
-    except a cached `claude: true` log without a semantic, which may be the /v1/messages
-    double charge agreeing with itself (`legacy_claude`: those logs)."""
-    wrong = np.flatnonzero(done.decided & ((done.status != OK) | legacy_claude))
-    special = mentions(frame["other"], wrong, None)
-    calls = np.union1d(wrong, np.flatnonzero(done.decided & per_call))
-    special = np.union1d(special, mentions(frame["content"], calls, CONTENT_MARKERS))
-    return special.astype(np.intp)
+    A log whose `other` or `content` shows another path or a surcharge (OFF_PATH,
+    CONTENT_MARKERS), or states its usage semantics in words other than the two it knows,
+    goes to the tier of its path even when its tokens' price equals its charge."""
+    out = (rule_idx >= 0) & (other.state != UNREADABLE) & ~bad_tokens & ~odd
+    out &= other.semantic != OTHER_SEMANTIC
+    rows = np.flatnonzero(out)
+    out[mentions(frame["content"], rows, CONTENT_MARKERS)] = False
+    marked = mentions(frame["other"], np.flatnonzero(out), OFF_PATH)
+    off = mentions(frame["other"], marked, _OFF_TIERS)
+    tiered = np.setdiff1d(marked, off)
+    has_tiers = np.array([bool(r.tiers) for r in rules.models] or [False])
+    out[off] = False
+    out[tiered[~has_tiers[rule_idx[tiered]]]] = False
+    tools_only = np.setdiff1d(off, mentions(frame["other"], off, _OFF_CALLS))
+    tiered = tiered[has_tiers[rule_idx[tiered]]].astype(np.intp)
+    return Routes(out, tiered, tools_only.astype(np.intp))
 
 
 def _subset(t: TokenColumns, rows: npt.NDArray[np.intp], **change: Any) -> TokenColumns:
@@ -234,11 +277,13 @@ def price_fast(
     items: list[Combo],
     rows_mask: npt.NDArray[np.bool_],
     rules: Rules,
+    extra: npt.NDArray[np.int64] | None = None,
 ) -> FastResult:
     """Verdicts for `rows_mask` (plain text and per-call logs), as `paths` and `verdicts`
     would give them: round or (Anthropic usage, int() in older servers) floor accepted, and a
     cached log without a stated semantic whose charge only the Anthropic arithmetic explains
-    is not re-priceable. `semantic_said`: the log states its usage semantics."""
+    is not re-priceable. `semantic_said`: the log states its usage semantics. `extra`: each
+    log's surcharge, scaled by its combo's den (`tools_fast`), added before rounding."""
     n = len(quota)
     expected = np.zeros(n, dtype=np.int64)
     lifted = np.zeros(n, dtype=bool)
@@ -261,7 +306,8 @@ def price_fast(
         decided[call_rows] = True
     by_tokens = np.flatnonzero(rows_mask & ~per_call)
     if len(by_tokens):
-        q, lift, too_big = quota_columns(_subset(tokens, by_tokens), items, combo[by_tokens])
+        add = None if extra is None else extra[by_tokens]
+        q, lift, too_big = quota_columns(_subset(tokens, by_tokens), items, combo[by_tokens], add)
         expected[by_tokens] = np.where(too_big, 0, q)
         lifted[by_tokens] = lift & ~too_big
         decided[by_tokens] = ~too_big
@@ -270,7 +316,8 @@ def price_fast(
     # Anthropic usage: older servers (PostClaudeConsumeQuota) truncate with int()
     retry = rows[~agree & tokens.anthropic[rows] & ~per_call[rows]]
     if len(retry):
-        low, _, big = quota_columns(_subset(tokens, retry), items, combo[retry], floor=True)
+        add = None if extra is None else extra[retry]
+        low, _, big = quota_columns(_subset(tokens, retry), items, combo[retry], add, floor=True)
         ok = ~big & within(quota[retry], low, rules.tolerance)
         agree[np.searchsorted(rows, retry[ok])] = True
     status[rows[~agree]] = MISMATCH
@@ -278,7 +325,8 @@ def price_fast(
     unsure = rows[~agree & cached[rows] & ~semantic_said[rows] & ~per_call[rows]]
     if len(unsure):
         sub = _subset(tokens, unsure, anthropic=np.ones(len(unsure), dtype=bool))
-        alt, _, big = quota_columns(sub, items, combo[unsure])
+        add = None if extra is None else extra[unsure]
+        alt, _, big = quota_columns(sub, items, combo[unsure], add)
         fit = ~big & (alt != expected[unsure]) & within(quota[unsure], alt, rules.tolerance)
         status[unsure[fit]] = NOT_REPRICEABLE
     return result

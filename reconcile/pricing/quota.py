@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from reconcile.core.money import round_half_away
+from reconcile.pricing.paths.base import Terms
 from reconcile.pricing.paths.text import COMPONENTS, Ratios, Usage, text_exact
 from reconcile.pricing.rules import ModelRule
 
@@ -80,7 +81,9 @@ def quota_exact(
     with localcontext() as ctx:
         ctx.prec = 200  # far beyond any product here: every step is exact
         if rule.model_price is not None:
-            return round_half_away(rule.model_price * quota_per_unit * group_ratio), False
+            return round_half_away(
+                Terms(rule, group_ratio, quota_per_unit).call(rule.model_price)
+            ), False
         if prompt_tokens + completion_tokens == 0:
             return 0, False
         if image_tokens and rule.image_ratio is None:
@@ -141,7 +144,8 @@ class Combo:
         with localcontext() as ctx:
             ctx.prec = 200
             if rule.model_price is not None:
-                quota = round_half_away(rule.model_price * quota_per_unit * group_ratio)
+                terms = Terms(rule, group_ratio, quota_per_unit)
+                quota = round_half_away(terms.call(rule.model_price))
                 return cls(index, rule, group, group_ratio, quota, 1, {}, 0, 1, True)
             assert rule.model_ratio is not None
             of = Ratios.of(rule)
@@ -177,35 +181,57 @@ def quota_columns(
     tokens: TokenColumns,
     combos: list[Combo],
     combo: npt.NDArray[np.int64],
+    extra: npt.NDArray[np.int64] | None = None,
     *,
     floor: bool = False,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
     """Token-priced quota of every log (combo[i] its token-priced Combo), exactly, in int64.
 
     Returns (quota, lifted by the minimum of 1, too large for int64: use `quota_exact`).
-    `floor`: truncate instead of rounding, as new-api's older int() paths do.
+    `extra`: a surcharge per log scaled by its combo's den, added before rounding (0 <= extra
+    < 2**62). `floor`: truncate instead of rounding, as new-api's older int() paths do.
     """
     const = {
-        "scale": np.array([x.scale for x in combos], dtype=np.int64),
         "den": np.array([x.den for x in combos], dtype=np.int64),
         "mult": np.array([x.multiplier for x in combos], dtype=np.int64),
     }
     for k in COEFFICIENTS:
         const[k] = np.array([x.coef.get(k, 0) for x in combos], dtype=np.int64)
-    fits = np.array([x.fits_int64 for x in combos], dtype=bool)[combo]
+    fits = np.array([x.fits_int64 for x in combos], dtype=bool)
     take = {k: v[combo] for k, v in const.items()}
     terms = [(c.vector(tokens), take[c.name]) for c in COMPONENTS]
-    estimate = np.zeros(len(combo))
-    for count, coef in terms:
-        estimate += count.astype(np.float64) * coef.astype(np.float64)
-    too_big = ~fits | (estimate >= _LIMIT) | (estimate * take["mult"] >= _LIMIT)
-    total = np.zeros(len(combo), dtype=np.int64)
-    for count, coef in terms:
-        total += np.where(too_big, 0, count) * coef
-    scaled = total * np.where(too_big, 0, take["mult"])
+    add = np.zeros(len(combo), dtype=np.int64) if extra is None else extra
+    # one bound for all logs (largest count x largest constant); per log only above it
+    peaks = [
+        _peak(count) * _peak(const[c.name]) for c, (count, _) in zip(COMPONENTS, terms, strict=True)
+    ]
+    bound = sum(peaks)
+    if fits.all() and bound * _peak(const["mult"]) + _peak(add) < _LIMIT:
+        too_big = np.zeros(len(combo), dtype=bool)
+        total = np.zeros(len(combo), dtype=np.int64)
+        for count, coef in terms:
+            total += count * coef
+        scaled = total * take["mult"] + add
+    else:
+        estimate = np.zeros(len(combo))
+        for count, coef in terms:
+            estimate += count.astype(np.float64) * coef.astype(np.float64)
+        big = estimate * take["mult"] + add.astype(np.float64)
+        too_big = ~fits[combo] | (estimate >= _LIMIT) | (big >= _LIMIT)
+        total = np.zeros(len(combo), dtype=np.int64)
+        for count, coef in terms:
+            total += np.where(too_big, 0, count) * coef
+        scaled = total * np.where(too_big, 0, take["mult"]) + np.where(too_big, 0, add)
     quota = scaled // take["den"] if floor else round_div(scaled, take["den"])
     used = tokens.prompt + tokens.completion
     quota = np.where(used == 0, 0, quota)
     lifted = ~too_big & (used > 0) & (take["mult"] != 0) & (quota <= 0)
     quota = np.where(lifted, 1, quota)
     return quota, lifted, too_big
+
+
+def _peak(values: npt.NDArray[np.int64]) -> float:
+    """The largest magnitude in `values` (0 when empty), as a float."""
+    if not len(values):
+        return 0.0
+    return float(max(abs(int(values.max())), abs(int(values.min()))))

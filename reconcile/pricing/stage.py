@@ -5,8 +5,10 @@ For each consume log: the rule that prices it (the best pattern in effect at its
 the verdict (`verdicts`): ok, mismatch (with its cause, `explain`), unpriced (no rule), or
 not re-priceable (with the reason and a short code, counted in the report).
 
-Two tiers keep a million logs fast: plain text and per-call logs that agree are settled by
-the vectorised formula (`fast`); every other log is priced exactly, one by one (`rowwise`).
+Tiers keep a million logs fast, each taking only logs it prices exactly as `rowwise` would:
+text, per-call and tool-surcharged logs in int64 columns (`fast`, `tools_fast`), images and
+task submissions once per distinct case (`by_content`), audio in columns (`audio_fast`); what
+is left, and every finding they cannot explain, is priced one by one (`rowwise`).
 
 Severity: a not re-priceable log is a warning (a month whose logs cannot be checked does
 not pass silently), and an error when the gateway's own record of the charge is broken
@@ -28,35 +30,18 @@ import pandas as pd
 
 from reconcile.core import schema
 from reconcile.core.results import Pricing
-from reconcile.pricing import paths
+from reconcile.pricing import explain, paths
 from reconcile.pricing.assign import assign_rules
 from reconcile.pricing.audio_fast import price_audio_columns
 from reconcile.pricing.by_content import candidates, price_by_content
-from reconcile.pricing.explain import (
-    coded,
-    findings,
-    grouped_causes,
-    local,
-    nullable,
-    strings,
-    unpriced_reasons,
-)
-from reconcile.pricing.fast import (
-    Combos,
-    FastResult,
-    fast_rows,
-    price_fast,
-    special_rows,
-    tiers_of,
-    tokens_of,
-)
-from reconcile.pricing.other import PARSED, UNREADABLE, OtherFields, parse_other
+from reconcile.pricing.fast import Combos, FastResult, fast_rows, price_fast, tiers_of, tokens_of
+from reconcile.pricing.other import PARSED, UNREADABLE, OtherFields, parse_other, read_floats
 from reconcile.pricing.paths.base import Terms
 from reconcile.pricing.paths.text import ANTHROPIC_GUESS
 from reconcile.pricing.quota import price_one
 from reconcile.pricing.rowwise import inputs_of, price_rows
 from reconcile.pricing.rules import Rules, plain
-from reconcile.pricing.tools_fast import price_tools_columns
+from reconcile.pricing.tools_fast import surcharge_columns
 from reconcile.pricing.verdicts import (
     BROKEN_RECORD,
     MISMATCH,
@@ -175,14 +160,22 @@ def price_logs(logs: pd.DataFrame, rules: Rules, tz: ZoneInfo) -> Pricing:
     # charged without tokens, or negative counts: the row-wise paths say why
     odd = ((L.prompt + L.completion == 0) & (L.quota != 0)) | (L.prompt < 0) | (L.completion < 0)
     odd |= L.huge
-    fast = fast_rows(L.frame, other, rule_idx, bad_tokens, rules, odd)
-    said = pd.notna(other.strings["usage_semantic"]) | other.bools["claude"]
-    done = price_fast(L.quota, tokens, np.asarray(said), combo, combos.items, fast, rules)
+    routes = fast_rows(L.frame, other, rule_idx, bad_tokens, rules, odd)
+    used = L.prompt + L.completion > 0
+    tooled, extra, named = surcharge_columns(
+        L.frame["other"], routes.tools, used, combo, combos, rules.quota_per_unit
+    )
+    routes.fast[tooled] = True
+    said = (other.semantic != 0) | other.bools["claude"]
+    done = price_fast(
+        L.quota, tokens, np.asarray(said), combo, combos.items, routes.fast, rules, extra
+    )
     per_call = np.zeros(n, dtype=bool)
     if combos.items:
         per_call = np.array([c.rule.per_call for c in combos.items])[np.maximum(combo, 0)]
-    legacy = other.bools["claude"] & pd.isna(other.strings["usage_semantic"]) & done.cached
-    done.decided[special_rows(L.frame, rules, done, per_call & fast, np.asarray(legacy))] = False
+    # a finding of a tiered or surcharged log is explained row by row, along its path
+    closer = np.concatenate([routes.tiered, tooled])
+    done.decided[closer[done.status[closer] != OK]] = False
 
     priced = rule_idx >= 0
     decided = done.decided
@@ -200,44 +193,41 @@ def price_logs(logs: pd.DataFrame, rules: Rules, tz: ZoneInfo) -> Pricing:
     out.status[decided] = done.status[decided]
     _explain_fast(L, out, done, combos, rules, other, per_call)
     out.path[decided & (tier > 0)] = paths.TIERED
+    surcharged = tooled[named & decided[tooled]]
+    out.path[surcharged] = [f"{p}+{paths.TOOLS}" for p in out.path[surcharged]]
     paired = np.flatnonzero(decided & (pair >= 0))
     out.path[paired] = [f"{p}+{paths.GROUP_PAIR}" for p in out.path[paired]]
     rest = np.flatnonzero(priced & ~decided & ~L.huge)
     grouped = candidates(rest, L.frame, other, per_call, tier)
+    read_floats(L.frame["other"], grouped, other)  # their logged model_price groups them
     ok, want, labels = price_by_content(grouped, L.frame, L.quota, combo, rule_idx, other, rules)
     out.expected[ok], out.has_expected[ok], out.path[ok] = want, True, labels
     rest = np.setdiff1d(rest, ok).astype(np.intp)
-    ok, want, labels = price_audio_columns(
-        rest, L.frame, L.quota, L.prompt, L.completion, rule_idx, other, rules
-    )
-    out.expected[ok], out.has_expected[ok], out.path[ok] = want, True, labels
-    rest = np.setdiff1d(rest, ok).astype(np.intp)
-    ok, want, labels = price_tools_columns(
-        rest, L.frame, L.quota, L.prompt, L.completion, rule_idx, other, rules
-    )
+    readable = rest[other.state[rest] != UNREADABLE]
+    ok, want, labels = price_audio_columns(readable, L.frame, L.quota, used, combo, combos, rules)
     out.expected[ok], out.has_expected[ok], out.path[ok] = want, True, labels
     _price_rest(L, np.setdiff1d(rest, ok).astype(np.intp), out, rules)
     huge = np.flatnonzero(L.huge)
-    out.status[huge] = NOT_REPRICEABLE
-    out.has_expected[huge] = False
-    out.codes[huge] = OVERFLOW
+    out.status[huge], out.has_expected[huge], out.codes[huge] = NOT_REPRICEABLE, False, OVERFLOW
     out.reasons[huge] = "the log's quota or token counts are beyond the 64-bit range"
     unpriced = np.flatnonzero(~priced)
     if len(unpriced):
         days = np.where(
             has_candidates[unpriced],
-            local(L.ts[unpriced], tz).astype("datetime64[D]").astype(str),
+            explain.local(L.ts[unpriced], tz).astype("datetime64[D]").astype(str),
             "",
         )
         models = L.model.iloc[unpriced].to_numpy(dtype=object)
-        out.reasons[unpriced] = unpriced_reasons(models, days, rules)
+        out.reasons[unpriced] = explain.unpriced_reasons(models, days, rules)
 
-    broken = np.isin(out.codes, list(BROKEN_RECORD)) & (out.status == NOT_REPRICEABLE)
+    broken = np.zeros(n, dtype=bool)
+    unsure = np.flatnonzero(out.status == NOT_REPRICEABLE)
+    broken[unsure] = np.isin(out.codes[unsure], list(BROKEN_RECORD))
     expected = np.where(out.has_expected, out.expected, 0)
     reasons = Counter(out.codes[out.status == NOT_REPRICEABLE].tolist())
     return Pricing(
         priced=_priced_frame(L, out, combos, rules, tokens, other.floats),
-        findings=findings(
+        findings=explain.findings(
             L.frame,
             L.ids,
             L.ts,
@@ -267,9 +257,8 @@ def _explain_fast(
 ) -> None:
     """Paths, and the reasons of the fast path's findings (worded once per distinct case)."""
     d = done.decided
-    out.path[d] = np.where(
-        per_call[d], paths.PER_CALL, np.where(done.cached[d], paths.CACHE, paths.TEXT)
-    )
+    labels = np.array([paths.TEXT, paths.CACHE, paths.PER_CALL], dtype=object)
+    out.path[d] = labels[np.where(per_call[d], 2, done.cached[d].astype(np.int64))]
     out.reasons[d & (done.status == OK) & (L.prompt + L.completion == 0)] = _NO_USAGE
     unsure = np.flatnonzero(d & (done.status == NOT_REPRICEABLE))
     out.codes[unsure] = "usage_semantics_unknown"
@@ -277,13 +266,14 @@ def _explain_fast(
         out.reasons[i] = ANTHROPIC_GUESS.format(cache=int(done.tokens.cache[i]))
     wrong = np.flatnonzero(d & (done.status == MISMATCH))
     if len(wrong):
+        read_floats(L.frame["other"], wrong, other)
         terms = [
             (Terms(c.rule, c.group_ratio, rules.quota_per_unit, i in combos.paired), c.group)
             for i, c in enumerate(combos.items)
         ]
         t = done.tokens
         shaped = {"completion": t.completion > 0, "cache": t.cache > 0, "creation": t.creation > 0}
-        out.reasons[wrong] = grouped_causes(
+        out.reasons[wrong] = explain.grouped_causes(
             wrong, terms, out.combo, other.floats, other.state == PARSED, shaped
         )
 
@@ -330,7 +320,7 @@ def _priced_frame(
 
     def rule_text(get: Callable[[Any], Decimal | None], tokens_only: bool = False) -> pd.Series:
         vals = [None if tokens_only and r.per_call else get(r) for r in models]
-        return strings([None if v is None else plain(v) for v in vals], idx)
+        return explain.strings([None if v is None else plain(v) for v in vals], idx)
 
     lines = np.array([r.line for r in models] or [0], dtype=np.int64)[np.maximum(idx, 0)]
     has = out.has_expected
@@ -339,24 +329,24 @@ def _priced_frame(
     frame = pd.DataFrame(
         {
             "id": pd.Series(L.ids, dtype="int64"),
-            "rule": strings([r.match for r in models], idx),
-            "rule_line": nullable(lines, idx >= 0),
+            "rule": explain.strings([r.match for r in models], idx),
+            "rule_line": explain.nullable(lines, idx >= 0),
             "model_ratio": rule_text(lambda r: r.model_ratio),
             "completion_ratio": rule_text(lambda r: r.completion_ratio, tokens_only=True),
             "cache_ratio": rule_text(lambda r: r.cache_ratio, tokens_only=True),
             "cache_creation_ratio": rule_text(lambda r: r.cache_creation_ratio, tokens_only=True),
-            "group_ratio": strings([plain(c.group_ratio) for c in combos.items], out.combo),
+            "group_ratio": explain.strings([plain(c.group_ratio) for c in combos.items], out.combo),
             "model_price": rule_text(lambda r: r.model_price),
-            "cache_tokens": nullable(tokens.cache, ~np.isnan(floats["cache_tokens"])),
-            "cache_creation_tokens": nullable(
+            "cache_tokens": explain.nullable(tokens.cache, ~np.isnan(floats["cache_tokens"])),
+            "cache_creation_tokens": explain.nullable(
                 tokens.creation, ~np.isnan(floats["cache_creation_tokens"])
             ),
-            "expected_quota": nullable(out.expected, has),
-            "diff_quota": nullable(diff, has),
-            "status": strings(list(STATUSES), out.status.astype(np.int64)),
-            "reason": coded(out.reasons),
-            "path": coded(out.path),
-            "reason_code": coded(out.codes),
+            "expected_quota": explain.nullable(out.expected, has),
+            "diff_quota": explain.nullable(diff, has),
+            "status": explain.strings(list(STATUSES), out.status.astype(np.int64)),
+            "reason": explain.coded(out.reasons),
+            "path": explain.coded(out.path),
+            "reason_code": explain.coded(out.codes),
         }
     )
     return frame[list(PRICED_DTYPES)]

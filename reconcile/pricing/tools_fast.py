@@ -1,12 +1,17 @@
-"""Text logs with tool surcharges (web search...), their arithmetic in int64 columns.
+"""Tool-call surcharges of text logs, in int64 columns beside the vectorised text formula.
 
-`assign._price` prices such a log as `paths.text.price_text` plus `paths.tools.extras`, added
-before rounding. Here the path, the usage, its semantics and the surcharge are still read
-per log by those very functions (on `other` read with json.loads), and only the sum is in
-columns: the text terms as `quota.Combo` scaled integers (as the vectorised text tier), the
-surcharge scaled by the same 10**(D + e) when that makes it whole, then `quota.round_div`.
-Only logs with OpenAI usage semantics, no tiers and no per-call rule are taken; a log whose
-charge agrees is ok, every other goes on to the row tier (`rowwise`), which explains it.
+`assign._price` prices a text log with tool calls as `paths.text.price_text` plus
+`paths.tools.extras`, added before rounding. A call of a tool costs `tools.call_quota`; in the
+text tier's scaled integers (`quota.Combo`: the quota is a sum over den = 10**(D + e)) it is
+`call_quota x den`, an integer for the prices contracts use. So the surcharge of a log is
+sum(calls x call_quota x den), added to the scaled text sum before `quota.round_div`, and the
+text tier settles such a log like any other.
+
+Read here, for the logs whose `other` shows tool calls and nothing else the text tier does
+not price: the calls, with pyarrow's JSON reader, as `tools.calls` reads them (the newer
+`tool_surcharges` list, else the older flags and counts). A log this cannot read exactly (a
+value of another type, a tool the rules do not price, a constant that is not whole or too
+large) is left to the row tier, which prices it and says why.
 """
 
 from __future__ import annotations
@@ -17,114 +22,112 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from reconcile.core.tolerance import within
-from reconcile.pricing import paths
-from reconcile.pricing.assign import TIERED_MODES, terms_for
-from reconcile.pricing.other import UNREADABLE, OtherFields, mentions
-from reconcile.pricing.paths import audio, task, text, tools
-from reconcile.pricing.paths.base import BadField, Row, Terms, Unpriceable
-from reconcile.pricing.quota import COEFFICIENTS, Combo, round_div
-from reconcile.pricing.rowwise import read_other
-from reconcile.pricing.rules import Rules
+from reconcile.pricing.fast import Combos
+from reconcile.pricing.other import read_table
+from reconcile.pricing.paths import tools
+from reconcile.pricing.paths.base import Terms
+from reconcile.pricing.quota import Combo
 
-#: `other` that may list a surcharge (paths.tools.calls); over-matching costs only a parse.
-TOOLS_OTHER: Final = r'"(?:tool_surcharges|web_search|file_search|image_generation_call)"\s*:'
+_CALL: Final = pa.struct([("name", pa.string()), ("count", pa.int64())])
+SCHEMA: Final = pa.schema(
+    [(tools.LIST_KEY, pa.list_(_CALL))]
+    + [f for flag, count, _ in tools.FLAGS for f in ((flag, pa.bool_()), (count, pa.float64()))]
+)
 _LIMIT: Final = float(2**62)
 
 
-def _routes_to_text(row: Row, terms: Terms) -> bool:
-    """`assign._price` prices this log along the text path (its tests, in its order)."""
-    if task.is_settlement(row) or task.is_submission(row):
-        return False
-    if row.text("billing_mode") in TIERED_MODES or "matched_tier" in row.other:
-        return False
-    return not audio.is_audio(row) and not terms.rule.per_call and not terms.rule.tiers
-
-
-def price_tools_columns(
+def surcharge_columns(
+    other: pd.Series,
     rows: npt.NDArray[np.intp],
-    frame: pd.DataFrame,
-    quota: npt.NDArray[np.int64],
-    prompt: npt.NDArray[np.int64],
-    completion: npt.NDArray[np.int64],
-    rule_idx: npt.NDArray[np.int64],
-    other: OtherFields,
-    rules: Rules,
-) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64], list[str]]:
-    """(the rows of `rows` that are agreeing text logs with surcharges, expected, paths)."""
-    rows = rows[(other.state[rows] != UNREADABLE) & (prompt[rows] >= 0) & (completion[rows] >= 0)]
-    rows = mentions(frame["other"], rows, TOOLS_OTHER)
-    cols = {k: frame[k].iloc[rows].tolist() for k in ("other", "content", "group")}
-    take: list[int] = []
-    counts: list[list[int]] = []
-    consts: list[tuple[int, ...]] = []
-    labels: list[str] = []
-    memo: dict[tuple[int, str, Decimal | None], tuple[Terms, Combo] | None] = {}
+    used: npt.NDArray[np.bool_],
+    combo: npt.NDArray[np.int64],
+    combos: Combos,
+    quota_per_unit: Decimal,
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """(the rows of `rows` whose surcharges are read exactly, every log's surcharge scaled by
+    its combo's den (0 elsewhere), whether each taken row has any). `rows`: token-priced text
+    logs with tool calls; `used`: the log records tokens (a surcharge alone is the row tier's)."""
+    extra = np.zeros(len(combo), dtype=np.int64)
+    taken, scaled, named = _surcharges(other, rows[used[rows]], combo, combos, quota_per_unit)
+    extra[taken] = scaled
+    return taken, extra, named
+
+
+def _surcharges(
+    other: pd.Series,
+    rows: npt.NDArray[np.intp],
+    combo: npt.NDArray[np.int64],
+    combos: Combos,
+    quota_per_unit: Decimal,
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    none = (rows[:0], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool))
+    items, paired = combos.items, combos.paired
+    rows = rows[combo[rows] >= 0]
+    table, read = read_table(other, rows, SCHEMA)
+    if table is None or not len(read):
+        return none
+    rows = rows[read]
+    good = np.ones(len(rows), dtype=bool)
+    # (row position, tool name, calls) of every call listed, as tools.calls reads them
+    listed = table.column(tools.LIST_KEY).combine_chunks()
+    has_list = listed.is_valid().to_numpy(zero_copy_only=False)
+    flat = pc.list_flatten(listed)
+    at = pc.list_parent_indices(listed).to_numpy(zero_copy_only=False)
+    names = flat.field("name")
+    counts = flat.field("count")
+    bad = pc.or_(names.is_null(), counts.is_null()).to_numpy(zero_copy_only=False)
+    calls = counts.fill_null(0).to_numpy(zero_copy_only=False)
+    good[at[bad | (calls < 0)]] = False
+    parts = [(at, np.asarray(names.to_numpy(zero_copy_only=False), dtype=object), calls)]
+    for flag, count_key, name in tools.FLAGS:
+        n = table.column(count_key).to_numpy(zero_copy_only=False).astype(np.float64)
+        seen = ~np.isnan(n)
+        whole = np.where(seen, n, 0)
+        good &= ~seen | ((whole >= 0) & (whole < 2.0**53) & (whole == np.floor(whole)))
+        on = table.column(flag).fill_null(False).to_numpy(zero_copy_only=False)
+        use = ~has_list & ((whole > 0) | on)
+        pick = np.flatnonzero(use)
+        count = np.where(whole[pick] > 0, whole[pick], 1).astype(np.int64)
+        parts.append((pick, np.full(len(pick), name, dtype=object), count))
+    at = np.concatenate([p[0] for p in parts]).astype(np.intp)
+    tool = np.concatenate([p[1] for p in parts])
+    calls = np.concatenate([p[2] for p in parts])
+    charged = calls > 0
+    at, tool, calls = at[charged], tool[charged], calls[charged]
+    extra = np.zeros(len(rows), dtype=np.int64)
+    estimate = np.zeros(len(rows))
+    if len(at):
+        cases = pd.DataFrame({"c": combo[rows[at]], "t": tool})
+        key = cases.groupby(["c", "t"], sort=False).ngroup().to_numpy()
+        firsts = cases.drop_duplicates(["c", "t"]).itertuples(index=False)
+        per = np.array(
+            [_scaled(items[int(c)], str(t), int(c) in paired, quota_per_unit) for c, t in firsts],
+            dtype=np.int64,
+        )
+        scaled = per[key]
+        good[at[scaled < 0]] = False
+        amount = np.where(scaled < 0, 0, scaled)
+        np.add.at(estimate, at, amount.astype(np.float64) * calls.astype(np.float64))
+        good &= estimate < _LIMIT
+        np.add.at(extra, at, np.where(good[at], amount * calls, 0))
+    named = np.zeros(len(rows), dtype=bool)
+    named[at] = True
+    return rows[good], extra[good], named[good]
+
+
+def _scaled(item: Combo, tool: str, pair: bool, quota_per_unit: Decimal) -> int:
+    """`tools.call_quota` x den for one call of `tool` under `item`; -1 when that is not a
+    whole number below 2**62 or the rules do not price the tool (the row tier says so)."""
+    price = item.rule.tool_prices.get(tool)
+    if price is None or not item.fits_int64 or item.rule.per_call:
+        return -1
     with localcontext() as ctx:
-        ctx.prec = 80  # as the row tier: every product of these magnitudes is exact
-        for j, i in enumerate(rows.tolist()):
-            obj, problem = read_other(_text(cols["other"][j]))
-            group = _text(cols["group"][j]) or ""
-            p, c = int(prompt[i]), int(completion[i])
-            row = Row(0, p, c, "", group, _text(cols["content"][j]) or "", obj)
-            if problem or p + c == 0:
-                continue
-            key = (int(rule_idx[i]), group, row.number("user_group_ratio"))
-            if key not in memo:
-                memo[key] = _constants(row, key[0], rules)
-            found = memo[key]
-            if found is None or not _routes_to_text(row, found[0]):
-                continue
-            terms, combo = found
-            try:
-                extra = tools.extras(row, terms, paths.TEXT)
-                if isinstance(extra, Unpriceable) or not extra.names:
-                    continue
-                usage = text.usage_of(row, False, extra.audio_in)
-            except BadField:
-                continue
-            sem = text.semantics(row, usage)
-            if sem.anthropic or any(
-                x.missing and getattr(terms.rule, x.rule_key) is None and x.count(usage)
-                for x in text.COMPONENTS
-            ):
-                continue
-            scaled = extra.quota * combo.den
-            if scaled != scaled.to_integral_value() or abs(scaled) >= 2**62:
-                continue
-            take.append(i)
-            counts.append([x.count(usage) for x in text.COMPONENTS])
-            consts.append((*(combo.coef.get(k, 0) for k in COEFFICIENTS), combo.multiplier,
-                           combo.den, int(scaled)))  # fmt: skip
-            pair = "+" + paths.GROUP_PAIR if terms.pair else ""
-            labels.append(f"{sem.path}+{paths.TOOLS}{pair}")
-    if not take:
-        return rows[:0], np.zeros(0, dtype=np.int64), []
-    at = np.array(take, dtype=np.intp)
-    n = np.array(counts, dtype=np.int64)
-    k = np.array(consts, dtype=np.int64)
-    width = len(COEFFICIENTS)
-    coef, mult, den, extra_scaled = k[:, :width], k[:, width], k[:, width + 1], k[:, width + 2]
-    estimate = (n.astype(np.float64) * coef.astype(np.float64)).sum(axis=1)
-    big = estimate * mult.astype(np.float64) + np.abs(extra_scaled.astype(np.float64))
-    fits = (estimate < _LIMIT) & (big < _LIMIT)
-    total = np.where(fits[:, None], n * coef, 0).sum(axis=1)
-    want = round_div(total * np.where(fits, mult, 0) + np.where(fits, extra_scaled, 0), den)
-    want = np.where((mult != 0) & (want <= 0), 1, want)  # floor_one: tokens were used
-    ok = fits & within(quota[at], want, rules.tolerance)
-    return at[ok], want[ok], [x for x, good in zip(labels, ok.tolist(), strict=True) if good]
-
-
-def _constants(row: Row, rule_index: int, rules: Rules) -> tuple[Terms, Combo] | None:
-    """The terms and the scaled constants of a token-priced rule without tiers (else None)."""
-    rule = rules.models[rule_index]
-    if rule.per_call or rule.tiers or rule.model_ratio is None:
-        return None
-    terms = terms_for(row, rule, rules)
-    combo = Combo.build(rule_index, rule, row.group, terms.group_ratio, rules.quota_per_unit)
-    return (terms, combo) if combo.fits_int64 else None
-
-
-def _text(v: object) -> str | None:
-    return None if v is None or v is pd.NA or v != v else str(v)
+        ctx.prec = 80
+        terms = Terms(item.rule, item.group_ratio, quota_per_unit, pair)
+        value = tools.call_quota(price, terms) * item.den
+    if value != value.to_integral_value() or not 0 <= value < 2**62:
+        return -1
+    return int(value)

@@ -14,7 +14,14 @@ from hypothesis import strategies as st
 from pricing_helpers import SHANGHAI, frame, log
 
 from reconcile.core.money import round_half_away
-from reconcile.pricing.other import COMMON_FLOATS, PARSED, parse_other
+from reconcile.pricing.other import (
+    COMMON_FLOATS,
+    PARSED,
+    RATIO_FLOATS,
+    SEMANTICS,
+    parse_other,
+    read_floats,
+)
 from reconcile.pricing.quota import round_div
 from reconcile.pricing.rules import ModelRule, Rules
 from reconcile.pricing.stage import price_logs, price_one
@@ -207,7 +214,8 @@ def test_integer_rounding_matches_decimal_half_away_from_zero(
 @st.composite
 def other_objects(draw: st.DrawFn) -> dict[str, Any]:
     numbers = st.one_of(st.integers(0, 10**9), st.floats(0, 1e6, allow_nan=False))
-    obj: dict[str, Any] = {k: draw(numbers) for k in COMMON_FLOATS if draw(st.booleans())}
+    keys = (*COMMON_FLOATS, *RATIO_FLOATS)
+    obj: dict[str, Any] = {k: draw(numbers) for k in keys if draw(st.booleans())}
     if draw(st.booleans()):
         obj["usage_semantic"] = draw(st.sampled_from(["anthropic", "openai"]))
     if draw(st.booleans()):
@@ -222,10 +230,12 @@ def other_objects(draw: st.DrawFn) -> dict[str, Any]:
 def test_the_fast_reader_and_json_loads_read_other_alike(objs: list[dict[str, Any]]) -> None:
     texts = pd.Series([json.dumps(o) for o in objs], dtype="string")
     fast = parse_other(texts)
+    read_floats(texts, np.arange(len(texts)), fast)  # the ratios, read when needed
     read = [json.loads(t) for t in texts]  # what json.loads makes of the same text
-    for k in COMMON_FLOATS:
+    for k in (*COMMON_FLOATS, *RATIO_FLOATS):
         want = [float(o[k]) if k in o else np.nan for o in read]
         np.testing.assert_array_equal(fast.floats[k], np.array(want))
     assert fast.bools["claude"].tolist() == [o.get("claude") is True for o in read]
-    assert fast.strings["usage_semantic"].tolist() == [o.get("usage_semantic") for o in read]
+    said = [o.get("usage_semantic") for o in read]
+    assert fast.semantic.tolist() == [0 if w is None else 1 + SEMANTICS.index(w) for w in said]
     assert (fast.state == PARSED).all()

@@ -16,19 +16,22 @@ from typing import Final
 
 from reconcile.pricing import paths
 from reconcile.pricing.paths.base import Charge, Row, Terms, Unpriceable
+from reconcile.pricing.rules import ModelRule
 
 KEYS: Final = ("text_input", "text_output", "audio_input", "audio_output")
 KEYS_SET: Final = frozenset(KEYS)
+#: The `other` flags that send a log down this path (`ws`: realtime).
+FLAGS: Final = ("audio", "ws")
 
 
 def is_audio(row: Row) -> bool:
-    return row.flag("audio") or row.flag("ws")
+    return any(row.flag(k) for k in FLAGS)
 
 
 def price_audio(row: Row, terms: Terms) -> Charge | Unpriceable:
     rule = terms.rule
     if rule.model_price is not None:
-        exact = rule.model_price * terms.quota_per_unit * terms.group_ratio
+        exact = terms.call(rule.model_price)
         return Charge(paths.AUDIO, exact, truncates=True)
     if KEYS_SET.isdisjoint(row.other):
         return Unpriceable(paths.AUDIO, "audio_tokens_missing", "audio tokens not split in `other`")
@@ -37,15 +40,16 @@ def price_audio(row: Row, terms: Terms) -> Charge | Unpriceable:
             paths.AUDIO, "audio_ratio_missing", "audio tokens need an audio_ratio in the rule"
         )
     assert rule.model_ratio is not None
-    t_in, t_out, a_in, a_out = (row.count(k) for k in KEYS)
-    completion = rule.audio_completion_ratio
-    a_ratio = rule.audio_ratio
-    total = (
-        t_in
-        + t_out * rule.completion_ratio
-        + a_in * a_ratio
-        + a_out * a_ratio * (Decimal(1) if completion is None else completion)
-    )
+    counts = [row.count(k) for k in KEYS]
+    total = sum((n * r for n, r in zip(counts, ratios(rule), strict=True)), Decimal(0))
     ratio = rule.model_ratio * terms.group_ratio
-    used = row.prompt + row.completion > 0 or t_in + t_out + a_in + a_out > 0
+    used = row.prompt + row.completion > 0 or sum(counts) > 0
     return Charge(paths.AUDIO, total * ratio if used else Decimal(0), floor_one=used and ratio != 0)
+
+
+def ratios(rule: ModelRule) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+    """The ratio of each of KEYS' token counts (before model_ratio x group_ratio)."""
+    assert rule.audio_ratio is not None
+    out = rule.audio_completion_ratio
+    audio_out = rule.audio_ratio * (Decimal(1) if out is None else out)
+    return (Decimal(1), rule.completion_ratio, rule.audio_ratio, audio_out)

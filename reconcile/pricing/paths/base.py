@@ -81,6 +81,11 @@ class Terms:
     quota_per_unit: Decimal
     pair: bool = False  # the group ratio is a (user group, using group) pair's
 
+    def call(self, price: Decimal) -> Decimal:
+        """The quota of one call priced `price` USD, exact: new-api's UsePrice branch
+        (model_price x quota_per_unit x group_ratio), for per-call, image, audio and task."""
+        return price * self.quota_per_unit * self.group_ratio
+
 
 @dataclass(frozen=True, slots=True)
 class Charge:

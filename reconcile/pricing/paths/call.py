@@ -28,14 +28,18 @@ DEFAULT_QUALITY: Final = ("standard", "auto", "")
 DEFAULT_SIZES: Final = ("1024x1024", "")
 
 
+#: What marks an image log's `content` (its image count n).
+IMAGE_MARKER: Final = "生成数量"
+
+
 def is_image(content: str) -> bool:
-    return "生成数量" in content
+    return IMAGE_MARKER in content
 
 
 def price_call(row: Row, terms: Terms, extra: Decimal) -> Charge:
     rule = terms.rule
     assert rule.model_price is not None
-    exact = rule.model_price * terms.quota_per_unit * terms.group_ratio + extra
+    exact = terms.call(rule.model_price) + extra
     return Charge(paths.PER_CALL, exact)
 
 
@@ -67,7 +71,7 @@ def price_image(row: Row, terms: Terms) -> Charge | Unpriceable:
         )
     if price is None:
         price = rule.model_price
-    exact = price * n * terms.quota_per_unit * terms.group_ratio
+    exact = terms.call(price) * n
     return Charge(paths.IMAGE, exact)
 
 

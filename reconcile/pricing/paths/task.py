@@ -26,9 +26,14 @@ from reconcile.pricing import paths
 from reconcile.pricing.paths.base import Charge, Row, Terms, Unpriceable
 
 _PARAM: Final = re.compile(r"([A-Za-z_][\w-]*)\s*:\s*(-?\d+(?:\.\d+)?)")
-_PARAMS_AT: Final = re.compile(r"(?:计算参数|pricing params)\s*[:：]")
+#: Where a submission's `content` lists its multipliers (a regex, also used on columns).
+PARAMS_AT: Final = r"(?:计算参数|pricing params)\s*[:：]"
+_PARAMS_AT: Final = re.compile(PARAMS_AT)
 _CENT: Final = Decimal("0.01")
 SETTLE_KEYS: Final = ("quota_delta", "actual_quota", "pre_consumed_quota", "pre_consumed")
+SUBMIT_FLAG: Final = "is_task"
+#: Every `other` key that sends a log down a task path.
+KEYS: Final = (*SETTLE_KEYS, SUBMIT_FLAG)
 
 
 def is_settlement(row: Row) -> bool:
@@ -39,7 +44,7 @@ def is_settlement(row: Row) -> bool:
 
 
 def is_submission(row: Row) -> bool:
-    return row.flag("is_task") or bool(_PARAMS_AT.search(row.content))
+    return row.flag(SUBMIT_FLAG) or bool(_PARAMS_AT.search(row.content))
 
 
 def task_params(content: str) -> dict[str, Decimal]:
@@ -92,7 +97,7 @@ def price_submission(row: Row, terms: Terms) -> Charge | Unpriceable:
                 f"the gateway applied a {name} multiplier of {shown}; the rules list {listed}",
             )
         multiplier *= fits[0] if fits else next(iter(table.values()))
-    exact = price * terms.quota_per_unit * terms.group_ratio * multiplier
+    exact = terms.call(price) * multiplier
     return Charge(paths.TASK_SUBMIT, exact, truncates=True)
 
 

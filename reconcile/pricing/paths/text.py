@@ -210,6 +210,10 @@ class Semantics:
     alt_unsure: bool = False
 
 
+#: The `other` keys `semantics` reads (usage_billing_path: inside admin_info).
+SEMANTIC_KEYS: Final = ("usage_semantic", "usage_billing_path", "claude", "request_conversion")
+
+
 def semantics(row: Row, usage: Usage) -> Semantics:
     """The usage semantics of a log, from what the log itself says (see the module doc)."""
     cached = usage.cache + usage.creation > 0

@@ -19,8 +19,10 @@ from typing import Final
 
 from reconcile.pricing.paths.base import MILLION, THOUSAND, BadField, Row, Terms, Unpriceable
 
+#: Newer servers: a list of {name, count, price}.
+LIST_KEY: Final = "tool_surcharges"
 #: Older servers: (flag key, count key, tool name); a set flag without a count is one call.
-_FLAGS: Final = (
+FLAGS: Final = (
     ("web_search", "web_search_call_count", "web_search"),
     ("file_search", "file_search_call_count", "file_search"),
     ("image_generation_call", "image_generation_call_count", "image_generation_call"),
@@ -37,28 +39,37 @@ class Extras:
 
 
 NONE: Final = Extras(Decimal(0), 0, ())
-_KEYS: Final = frozenset(k for flag, count, _ in _FLAGS for k in (flag, count))
+_KEYS: Final = frozenset(k for flag, count, _ in FLAGS for k in (flag, count))
+#: The keys of tool calls, and every `other` key this path reads (with audio input).
+CALL_KEYS: Final = (LIST_KEY, *sorted(_KEYS))
+_AUDIO_KEYS: Final = ("audio_input_seperate_price", "audio_input_token_count")
+KEYS: Final = (*CALL_KEYS, *_AUDIO_KEYS)
+
+
+def call_quota(price: Decimal, terms: Terms) -> Decimal:
+    """The quota of one call of a tool priced `price` USD per 1,000 calls, exact."""
+    return price / THOUSAND * terms.group_ratio * terms.quota_per_unit
 
 
 def calls(row: Row) -> list[tuple[str, int]]:
     """The tool calls a log was charged for: (tool name, calls)."""
     other = row.other
-    items = other.get("tool_surcharges")
+    items = other.get(LIST_KEY)
     found: list[tuple[str, int]] = []
     if items is None and _KEYS.isdisjoint(other):
         return found
     if isinstance(items, list):
         for item in items:
             if not isinstance(item, dict):
-                raise BadField("tool_surcharges", item)
+                raise BadField(LIST_KEY, item)
             name, count = item.get("name"), item.get("count")
             if not isinstance(name, str) or isinstance(count, bool) or not isinstance(count, int):
-                raise BadField("tool_surcharges", item)
+                raise BadField(LIST_KEY, item)
             if count < 0:
-                raise BadField("tool_surcharges", item)
+                raise BadField(LIST_KEY, item)
             found.append((name, count))
         return found
-    for flag, key, name in _FLAGS:
+    for flag, key, name in FLAGS:
         n = row.count(key)
         if n > 0 or row.flag(flag):
             found.append((name, n or 1))
@@ -81,14 +92,10 @@ def extras(row: Row, terms: Terms, path: str) -> Extras | Unpriceable:
                 "tool_price_missing",
                 f"a {name} surcharge ({n} call{s}) the rules do not price (tool_prices.{name})",
             )
-        total += price * n / THOUSAND * scale
+        total += call_quota(price, terms) * n
         names.append(name)
     audio = 0
-    if (
-        not names
-        and "audio_input_seperate_price" not in row.other
-        and ("audio_input_token_count" not in row.other)
-    ):
+    if not names and row.other.keys().isdisjoint(_AUDIO_KEYS):
         return NONE
     if row.flag("audio_input_seperate_price") or row.count("audio_input_token_count") > 0:
         audio = row.count("audio_input_token_count")
