@@ -10,6 +10,8 @@ import sys
 import traceback
 from pathlib import Path
 
+from reconcile.core.atomic import stop
+
 #: 128 + SIGPIPE: what a shell reports for a program stopped because its reader went away.
 EXIT_PIPE = 141
 
@@ -32,7 +34,24 @@ class Terminated(BaseException):
 
 
 def on_sigterm(signum: int, frame: object) -> None:
-    raise Terminated
+    stop(Terminated())
+
+
+def on_sigint(signum: int, frame: object) -> None:
+    stop(KeyboardInterrupt())
+
+
+def stopped(exc: BaseException | None) -> BaseException | None:
+    """The SIGTERM or Ctrl-C behind `exc`, if it was raised while one was being handled.
+
+    A signal raised inside a writer (a zip member still open, a pool shutting down) can make
+    the clean-up on the way out raise an error of its own; the run was still stopped by the
+    signal, not by a defect, and must end as a stopped run does."""
+    while exc is not None:
+        if isinstance(exc, Terminated | KeyboardInterrupt):
+            return exc
+        exc = exc.__context__
+    return None
 
 
 def broken_pipe(exc: BaseException | None) -> bool:

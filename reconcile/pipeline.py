@@ -202,8 +202,19 @@ def _fetch_to_scratch(
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
-    weakref.finalize(store, shutil.rmtree, scratch, True)
+    _SCRATCH.append(weakref.finalize(store, shutil.rmtree, scratch, True))
     return store
+
+
+#: Removers of the scratch snapshots of this process's runs (each runs once at most).
+_SCRATCH: list[weakref.finalize[..., object]] = []
+
+
+def remove_scratch() -> None:
+    """Remove every scratch snapshot now: a run stopped by a signal ends with os._exit,
+    which runs no finalizer."""
+    while _SCRATCH:
+        _SCRATCH.pop()()
 
 
 @contextmanager

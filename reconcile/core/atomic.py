@@ -77,6 +77,36 @@ def _umask() -> int:
     return mask
 
 
+class _Held:
+    """Signals held while a directory is being made or swapped in (see `stop`)."""
+
+    depth = 0
+    pending: BaseException | None = None
+
+
+def stop(exc: BaseException) -> None:
+    """Raise `exc` (a signal handler's Terminated or KeyboardInterrupt) now, or, while a
+    staging directory is being made or swapped in, as soon as that step is done whole.
+
+    Blocking the signal itself would not do: the process's other threads (Arrow's pools)
+    would take it, and Python runs the handler in the main thread all the same."""
+    if _Held.depth:
+        _Held.pending = _Held.pending or exc
+        return
+    raise exc
+
+
+def _hold_signals() -> None:
+    _Held.depth += 1
+
+
+def _release_signals() -> None:
+    _Held.depth -= 1
+    if not _Held.depth and _Held.pending is not None:
+        exc, _Held.pending = _Held.pending, None
+        raise exc
+
+
 @contextmanager
 def atomic_directory(target: Path, flag: str = "--out") -> Iterator[Path]:
     """Yield an empty staging directory beside `target`; on success it becomes `target`.
@@ -88,16 +118,33 @@ def atomic_directory(target: Path, flag: str = "--out") -> Iterator[Path]:
     check_replaceable(target, flag)
     target = target.resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    # SIGTERM or Ctrl-C between mkdtemp's mkdir and the `try` below would leave the staging
+    # directory behind: they are held until the `try` can remove it
+    _hold_signals()
     try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    except BaseException:
+        _release_signals()
+        raise
+    try:
+        _release_signals()  # a signal that came meanwhile is raised here
         # mkdtemp makes it 0700; a report is as readable as any file the user writes
         staging.chmod(0o777 & ~_umask())
         (staging / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
         yield staging
         check_replaceable(target, flag)  # again: something may have appeared meanwhile
+        _hold_signals()  # the swap below is done whole or not at all
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    try:
+        _swap_in(staging, target)
+    finally:
+        _release_signals()  # a signal that came during the swap is raised here
+
+
+def _swap_in(staging: Path, target: Path) -> None:
+    """Put the finished `staging` in the place of `target`, the earlier one removed."""
     old: Path | None = None
     if target.exists():
         old = target.parent / f".{target.name}.old-{os.getpid()}"
