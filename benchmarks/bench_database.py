@@ -223,6 +223,43 @@ def fetch_command(dsn: str, out: Path) -> dict[str, Any]:
     return {"method": "stream", "rows": rows, "seconds": seconds, "cpu": cpu, "peak_mb": peak_mb}
 
 
+#: The contract the built logs were charged by: quota = prompt + 4 x completion, every model.
+RULES = """quota_per_unit = 500000
+[tolerance]
+quota = 1
+[groups]
+default = 1
+[[model]]
+match = "*"
+model_ratio = 1
+completion_ratio = 4
+cache_ratio = 0.5
+"""
+
+
+def run_command(dsn: str, out: Path) -> dict[str, Any]:
+    """`reconcile run` from the database, every output written, in its own process (wait4):
+    the end-to-end peak. The logs are priced as they were charged, so there are no findings."""
+    env = {**os.environ, "RECONCILE_LOG_DSN": dsn, "RECONCILE_API_KEYS": KEY}
+    with tempfile.TemporaryDirectory() as cwd, tempfile.TemporaryFile() as err:
+        rules = Path(cwd) / "rules.toml"
+        rules.write_text(RULES, encoding="utf-8")
+        cmd = [sys.executable, "-m", "reconcile", "run", "--period", "2026-10", "--tz", "UTC",
+               "--rules", str(rules), "--out", str(out), "--quiet"]  # fmt: skip
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        err.seek(0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"reconcile run failed ({status}): {err.read()[-2000:]!r}")
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    rows = int(summary["pricing"]["consume_logs"])
+    cpu = usage.ru_utime + usage.ru_stime
+    return {"method": "run", "rows": rows, "seconds": seconds, "cpu": cpu,
+            "peak_mb": usage.ru_maxrss / 1024}  # fmt: skip
+
+
 def child(method: str, dsn: str) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, __file__, "--measure", method, "--dsn", dsn],
@@ -262,7 +299,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", default="1000000,5000000", help="comma-separated sizes")
     ap.add_argument("--keep", type=Path, help="keep (and reuse) the database files here")
-    ap.add_argument("--what", default="read,fetch,open", help="read, fetch and/or open")
+    ap.add_argument("--what", default="read,fetch,open", help="read, fetch, open and/or run")
     ap.add_argument("--postgres", action="store_true", help="also read them from PostgreSQL")
     ap.add_argument("--skip-sqlite", action="store_true", help="only the PostgreSQL reads")
     ap.add_argument("--measure", help=argparse.SUPPRESS)
@@ -306,6 +343,8 @@ def main() -> int:
                         timed(child, m, f"{dsn}\n{snap}") for m in ("store-open", "whole-open")
                     ]
                     show(n, "open", results)
+            if not args.skip_sqlite and "run" in what:
+                show(n, "run", [timed(run_command, dsn, where / f"report-{n}")])
             if args.postgres:
                 with postgres_server() as pg:
                     url = pg.url("postgres")

@@ -166,6 +166,9 @@ def compute(
         else None
     )
     found = findings_mod.finalize(frames, rules, book)
+    # the stages' findings are all in `found` now; the report reads only that
+    frames.clear()
+    pricing.findings = pricing.findings.iloc[0:0]
     failed = findings_mod.reaches(found, request.fail_on)
     return RunResult(
         fetch=fetched,

@@ -60,7 +60,8 @@ class Pricing:
     #: path: text, cache, per_call, image, task_submit, ...; see reconcile.pricing.paths),
     #: reason_code (a not_repriceable log's reason in a word).
     priced: pd.DataFrame
-    findings: pd.DataFrame  # schema.FINDING_DTYPES
+    #: schema.FINDING_DTYPES; emptied by pipeline.compute once RunResult.findings holds them
+    findings: pd.DataFrame
     expected_quota: int  # over the consume logs a rule prices and that could be re-priced
     warnings: list[str] = field(default_factory=list)
     #: not_repriceable logs counted by reason code (priced["reason_code"]), e.g.
