@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +85,35 @@ def run_cli(*args: str | Path, env: dict[str, str] | None = None, cwd: Path | No
         check=False,
     )
     return Ran(proc.returncode, proc.stdout, proc.stderr)
+
+
+def sigterm_while_writing(
+    *args: str | Path,
+    where: Path,
+    env: dict[str, str] | None = None,
+    before: Callable[[], object] | None = None,
+) -> Ran:
+    """Run the CLI and send it SIGTERM the moment its report's staging directory appears in
+    `where` (the --out's parent): a run stopped half-way through writing. `before` is called
+    just before the signal (to check what the run holds then)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("RECONCILE_", "GITHUB_"))}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reconcile", *map(str, args)],
+        env={**base, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list(where.glob(".*.partial-*")) and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    assert proc.poll() is None, "the run ended before it began writing"
+    if before is not None:
+        before()
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    return Ran(proc.returncode, stdout, stderr)
 
 
 def summary_errors(summary: object) -> list[str]:

@@ -5,18 +5,15 @@ cannot be written is one line with exit 2, never a traceback (nor exit 1, which 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import Gateway, run_cli
+from conftest import Gateway, run_cli, sigterm_while_writing
 
 from reconcile.core.atomic import MARKER
 from reconcile.demo import run as demo
@@ -299,24 +296,11 @@ def test_sigterm_while_the_report_is_written_leaves_no_partial_directory(
 ) -> None:
     # Regression: SIGTERM killed the run where it stood and left `.report.partial-*` behind.
     out = tmp_path / "report"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RECONCILE_", "GITHUB_"))}
     args = ["run", "--from-snapshot", snapshot, "--rules", demo.FILES.rules, "--ledger",
             demo.FILES.ledger, "--out", out, "--quiet"]  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "reconcile", *map(str, args)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    while not list(tmp_path.glob(".report.partial-*")) and proc.poll() is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.002)
-    assert proc.poll() is None, "the run ended before it began writing"
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 143, stderr
+    ran = sigterm_while_writing(*args, where=tmp_path)
+    stderr = ran.stderr
+    assert ran.code == 143, stderr
     assert "terminated" in _one_error_line(stderr)
     left = [p.name for p in tmp_path.iterdir()]
     assert not [name for name in left if ".partial" in name], left

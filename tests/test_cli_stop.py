@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Gateway
+from conftest import Gateway, sigterm_while_writing
 
 from reconcile.cliexit import Terminated, on_sigterm, stopped
 from reconcile.core import atomic
@@ -96,31 +93,20 @@ def test_sigterm_during_a_live_run_removes_its_scratch_snapshot(
 ) -> None:
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RECONCILE_", "GITHUB_"))}
-    env |= {
+    env = {
         "RECONCILE_BASE_URL": demo_gateway.url,
         "RECONCILE_API_KEYS": ",".join(demo_gateway.keys),
         "TMPDIR": str(scratch),
     }
     args = ["run", "--period", "2026-10", "--tz", "Asia/Shanghai", "--rules", demo.FILES.rules,
             "--ledger", demo.FILES.ledger, "--out", tmp_path / "report", "--quiet"]  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "reconcile", *map(str, args)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 120
-    while not list(tmp_path.glob(".report.partial-*")) and proc.poll() is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.002)
-    assert proc.poll() is None, "the run ended before it began writing"
-    assert [p.name for p in scratch.iterdir() if p.name.startswith("reconcile-fetch-")]
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 143, stderr
-    assert "Traceback" not in stderr
-    assert [p.name for p in scratch.iterdir()] == []
+
+    def scratch_is_there() -> None:
+        assert [p for p in scratch.iterdir() if p.name.startswith("reconcile-fetch-")]
+
+    ran = sigterm_while_writing(*args, where=tmp_path, env=env, before=scratch_is_there)
+    assert ran.code == 143, ran.stderr
+    assert "Traceback" not in ran.stderr
+    assert [p.name for p in scratch.iterdir()] == []  # the scratch snapshot is gone too
     left = sorted(p.name for p in tmp_path.iterdir() if p.name != "tmp")
     assert left in ([], ["report"])
