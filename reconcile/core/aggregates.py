@@ -67,14 +67,7 @@ LOG_COLUMNS_READ: Final = [
 PRICED_COLUMNS_READ: Final = ["id", "rule", "expected_quota", "status", "path", "reason_code"]
 #: The columns of a refund or top-up log the Refunds & topups sheet shows.
 REFUND_COLUMNS: Final = [
-    "id",
-    "created_at",
-    "type",
-    "key_ref",
-    "token_name",
-    "model_name",
-    "quota",
-    "content",
+    c for c in LOG_COLUMNS_READ if c not in ("prompt_tokens", "completion_tokens")
 ]
 #: The value columns of each table, in the order of their tuples (a row count comes first).
 MODEL_VALUES: Final = (
