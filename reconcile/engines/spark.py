@@ -1,8 +1,9 @@
 """The Spark runner: the same day partitions, priced and matched by Spark executors.
 
-The logs go to Spark as Parquet, one file per day (written a day at a time to `scratch`, which
-on a cluster must be storage every executor reads: HDFS, S3, NFS), each row with its position
-in its day. The ledger's rows are routed to days on the driver (from the logs' ids and
+The logs go to Spark as Parquet, one file per day: the snapshot's own day files when the run
+reads a snapshot stored that way (each log's day computed from its time), else written a day
+at a time to `scratch`, each row with its position in its day; on a cluster either must be
+storage every executor reads (HDFS, S3, NFS). The ledger's rows are routed to days on the driver (from the logs' ids and
 request ids only, as the local runner does) and shipped per day. `cogroup(...).applyInPandas`
 then hands each executor one day's logs and ledger rows as pandas frames, and runs the very
 stage code the local runner runs (`stage_partition`); the day's result comes back pickled and
