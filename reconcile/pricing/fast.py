@@ -33,6 +33,7 @@ from reconcile.pricing.other import (
     UNREADABLE,
     OtherFields,
     key_pattern,
+    matches,
     mentions,
 )
 from reconcile.pricing.paths import audio, call, task, text, tools
@@ -236,6 +237,12 @@ class Routes:
     tools: npt.NDArray[np.intp]  # not fast: text logs whose only other keys are tool calls
 
 
+def off_path_marks(frame: pd.DataFrame) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Which logs' `content` (CONTENT_MARKERS) and which logs' `other` (OFF_PATH) mark
+    another path: whole columns, text only, so the scan can run while `other` is parsed."""
+    return matches(frame["content"], CONTENT_MARKERS), matches(frame["other"], OFF_PATH)
+
+
 def fast_rows(
     frame: pd.DataFrame,
     other: OtherFields,
@@ -243,17 +250,18 @@ def fast_rows(
     bad_tokens: npt.NDArray[np.bool_],
     rules: Rules,
     odd: npt.NDArray[np.bool_],
+    marks: tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]],
 ) -> Routes:
-    """The priced logs the vectorised formula may settle (`odd`: logs it must not).
+    """The priced logs the vectorised formula may settle (`odd`: logs it must not; `marks`:
+    `off_path_marks`).
 
     A log whose `other` or `content` shows another path or a surcharge (OFF_PATH,
     CONTENT_MARKERS), or states its usage semantics in words other than the two it knows,
     goes to the tier of its path even when its tokens' price equals its charge."""
-    out = (rule_idx >= 0) & (other.state != UNREADABLE) & ~bad_tokens & ~odd
+    in_content, in_other = marks
+    out = (rule_idx >= 0) & (other.state != UNREADABLE) & ~bad_tokens & ~odd & ~in_content
     out &= other.semantic != OTHER_SEMANTIC
-    rows = np.flatnonzero(out)
-    out[mentions(frame["content"], rows, CONTENT_MARKERS)] = False
-    marked = mentions(frame["other"], np.flatnonzero(out), OFF_PATH)
+    marked = np.flatnonzero(out & in_other)
     off = mentions(frame["other"], marked, _OFF_TIERS)
     tiered = np.setdiff1d(marked, off)
     has_tiers = np.array([bool(r.tiers) for r in rules.models] or [False])

@@ -205,7 +205,7 @@ def key_pattern(keys: Iterable[str]) -> str:
 
 def mentions(column: pd.Series, rows: npt.NDArray[np.intp], pattern: str) -> npt.NDArray[np.intp]:
     """The rows among `rows` (ascending) whose text matches `pattern`. A few rows are copied
-    out first; many are matched in place, in two halves on both cores (Arrow releases the GIL)."""
+    out first; many are matched in place (`matches`)."""
     if not len(rows):
         return rows
     texts = _large_strings(column)
@@ -213,6 +213,14 @@ def mentions(column: pd.Series, rows: npt.NDArray[np.intp], pattern: str) -> npt
         hit = pc.match_substring_regex(texts.take(pa.array(rows)), pattern)
         few: npt.NDArray[np.intp] = rows[hit.fill_null(False).to_numpy(zero_copy_only=False)]
         return few
+    found: npt.NDArray[np.intp] = rows[matches(column, pattern)[rows]]
+    return found
+
+
+def matches(column: pd.Series, pattern: str) -> npt.NDArray[np.bool_]:
+    """Whether each text of `column` matches `pattern` (null: no), matched in place in two
+    halves on both cores (Arrow releases the GIL)."""
+    texts = _large_strings(column)
     half = len(texts) // 2
     if pattern.isascii():  # the same bytes, matched without decoding UTF-8: a fifth faster
         texts = texts.view(pa.large_binary())
@@ -221,9 +229,10 @@ def mentions(column: pd.Series, rows: npt.NDArray[np.intp], pattern: str) -> npt
         hits = list(
             pool.map(lambda t: pc.match_substring_regex(t, pattern).fill_null(False), halves)
         )
-    every = np.concatenate([h.to_numpy(zero_copy_only=False) for h in hits])
-    found: npt.NDArray[np.intp] = rows[every[rows]]
-    return found
+    every: npt.NDArray[np.bool_] = np.concatenate(
+        [h.to_numpy(zero_copy_only=False) for h in hits]
+    ).astype(bool)
+    return every
 
 
 def _large_strings(other: pd.Series) -> pa.LargeStringArray:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
@@ -34,7 +35,15 @@ from reconcile.pricing import explain, paths
 from reconcile.pricing.assign import assign_rules
 from reconcile.pricing.audio_fast import price_audio_columns
 from reconcile.pricing.by_content import candidates, price_by_content
-from reconcile.pricing.fast import Combos, FastResult, fast_rows, price_fast, tiers_of, tokens_of
+from reconcile.pricing.fast import (
+    Combos,
+    FastResult,
+    fast_rows,
+    off_path_marks,
+    price_fast,
+    tiers_of,
+    tokens_of,
+)
 from reconcile.pricing.other import PARSED, UNREADABLE, OtherFields, parse_other, read_floats
 from reconcile.pricing.paths.base import Terms
 from reconcile.pricing.paths.text import ANTHROPIC_GUESS
@@ -150,8 +159,12 @@ def price_logs(logs: pd.DataFrame, rules: Rules, tz: ZoneInfo) -> Pricing:
     """Re-price every consume log (type 2) of `logs` (schema.LOG_DTYPES) under `rules`."""
     L = _Logs.read(logs)
     n = len(L.ids)
-    other = parse_other(L.frame["other"], extra=bool(rules.group_pairs))
-    rule_idx, has_candidates = assign_rules(L.model, L.ts, rules, tz)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # the JSON reader releases the GIL: what needs only the logs' columns runs meanwhile
+        reading = pool.submit(parse_other, L.frame["other"], bool(rules.group_pairs))
+        rule_idx, has_candidates = assign_rules(L.model, L.ts, rules, tz)
+        marks = off_path_marks(L.frame)
+        other = reading.result()
     tokens, bad_tokens = tokens_of(L.prompt, L.completion, other)
     combos = Combos(rules)
     pair = combos.pair_index(L.group, other.floats["user_group_ratio"], rule_idx >= 0)
@@ -160,7 +173,7 @@ def price_logs(logs: pd.DataFrame, rules: Rules, tz: ZoneInfo) -> Pricing:
     # charged without tokens, or negative counts: the row-wise paths say why
     odd = ((L.prompt + L.completion == 0) & (L.quota != 0)) | (L.prompt < 0) | (L.completion < 0)
     odd |= L.huge
-    routes = fast_rows(L.frame, other, rule_idx, bad_tokens, rules, odd)
+    routes = fast_rows(L.frame, other, rule_idx, bad_tokens, rules, odd, marks)
     used = L.prompt + L.completion > 0
     tooled, extra, named = surcharge_columns(
         L.frame["other"], routes.tools, used, combo, combos, rules.quota_per_unit
