@@ -3,11 +3,12 @@
 The logs go to Spark as Parquet, one file per day: the snapshot's own day files when the run
 reads a snapshot stored that way (each log's day computed from its time), else written a day
 at a time to `scratch`, each row with its position in its day; on a cluster either must be
-storage every executor reads (HDFS, S3, NFS). The ledger's rows are routed to days on the driver (from the logs' ids and
-request ids only, as the local runner does) and shipped per day. `cogroup(...).applyInPandas`
-then hands each executor one day's logs and ledger rows as pandas frames, and runs the very
-stage code the local runner runs (`stage_partition`); the day's result comes back pickled and
-the driver combines the days exactly as the local runner does, so both runners give the same report.
+storage every executor reads (HDFS, S3, NFS). The ledger's rows are routed to days on the
+driver (from the logs' ids and request ids only, as the local runner does) and shipped per
+day. `cogroup(...).applyInPandas` then hands each executor one day's logs and ledger rows as
+pandas frames, and runs the very stage code the local runner runs (`stage_partition`); the
+day's result comes back pickled and the driver combines the days exactly as the local runner
+does, so both runners give the same report.
 
 Spark is imported only when this runner is chosen: `pyspark` is large and most runs never
 need it.
