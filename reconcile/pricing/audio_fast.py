@@ -30,7 +30,7 @@ from reconcile.pricing.assign import TIER_KEYS
 from reconcile.pricing.fast import Combos
 from reconcile.pricing.other import key_pattern, mentions, read_table
 from reconcile.pricing.paths import audio, task
-from reconcile.pricing.quota import Combo, places, round_div
+from reconcile.pricing.quota import INT64_HEADROOM, Combo, places, round_div
 from reconcile.pricing.rules import Rules
 
 #: `other` that may say audio (paths.audio.is_audio); over-matching costs only a parse.
@@ -40,7 +40,6 @@ _BEFORE: Final = key_pattern((*task.KEYS, *TIER_KEYS))
 SCHEMA: Final = pa.schema(
     [(k, pa.bool_()) for k in audio.FLAGS] + [(k, pa.float64()) for k in audio.KEYS]
 )
-_LIMIT: Final = float(2**62)
 
 
 def price_audio_columns(
@@ -82,7 +81,7 @@ def price_audio_columns(
     scale, c_out, c_ain, c_aout, mult, den = k
     parts = (n[0] * scale, n[1] * c_out, n[2] * c_ain, n[3] * c_aout)
     estimate = sum(p.astype(np.float64) for p in parts)
-    fits = (estimate < _LIMIT) & (estimate * mult.astype(np.float64) < _LIMIT)
+    fits = (estimate < INT64_HEADROOM) & (estimate * mult.astype(np.float64) < INT64_HEADROOM)
     total = np.where(fits, parts[0] + parts[1] + parts[2] + parts[3], 0)
     use = used[rows] | (n.sum(axis=0) > 0)
     want = np.where(use, round_div(total * mult, den), 0)

@@ -31,7 +31,8 @@ from reconcile.pricing.paths.base import Terms
 from reconcile.pricing.paths.text import COMPONENTS, Ratios, Usage, text_exact
 from reconcile.pricing.rules import ModelRule
 
-_LIMIT: Final = float(2**62)  # int64 head-room for the integer formula
+#: int64 head-room for the integer formulas: an estimate at or above it is priced in Decimal
+INT64_HEADROOM: Final = float(2**62)
 
 
 def price_one(
@@ -206,7 +207,7 @@ def quota_columns(
         _peak(count) * _peak(const[c.name]) for c, (count, _) in zip(COMPONENTS, terms, strict=True)
     ]
     bound = sum(peaks)
-    if fits.all() and bound * _peak(const["mult"]) + _peak(add) < _LIMIT:
+    if fits.all() and bound * _peak(const["mult"]) + _peak(add) < INT64_HEADROOM:
         too_big = np.zeros(len(combo), dtype=bool)
         total = np.zeros(len(combo), dtype=np.int64)
         for count, coef in terms:
@@ -217,7 +218,7 @@ def quota_columns(
         for count, coef in terms:
             estimate += count.astype(np.float64) * coef.astype(np.float64)
         big = estimate * take["mult"] + add.astype(np.float64)
-        too_big = ~fits[combo] | (estimate >= _LIMIT) | (big >= _LIMIT)
+        too_big = ~fits[combo] | (estimate >= INT64_HEADROOM) | (big >= INT64_HEADROOM)
         total = np.zeros(len(combo), dtype=np.int64)
         for count, coef in terms:
             total += np.where(too_big, 0, count) * coef

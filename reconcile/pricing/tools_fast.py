@@ -29,14 +29,13 @@ from reconcile.pricing.fast import Combos
 from reconcile.pricing.other import read_table
 from reconcile.pricing.paths import tools
 from reconcile.pricing.paths.base import Terms
-from reconcile.pricing.quota import Combo
+from reconcile.pricing.quota import INT64_HEADROOM, Combo
 
 _CALL: Final = pa.struct([("name", pa.string()), ("count", pa.int64())])
 SCHEMA: Final = pa.schema(
     [(tools.LIST_KEY, pa.list_(_CALL))]
     + [f for flag, count, _ in tools.FLAGS for f in ((flag, pa.bool_()), (count, pa.float64()))]
 )
-_LIMIT: Final = float(2**62)
 
 
 def surcharge_columns(
@@ -111,7 +110,7 @@ def _surcharges(
         good[at[scaled < 0]] = False
         amount = np.where(scaled < 0, 0, scaled)
         np.add.at(estimate, at, amount.astype(np.float64) * calls.astype(np.float64))
-        good &= estimate < _LIMIT
+        good &= estimate < INT64_HEADROOM
         np.add.at(extra, at, np.where(good[at], amount * calls, 0))
     named = np.zeros(len(rows), dtype=bool)
     named[at] = True
