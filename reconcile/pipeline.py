@@ -184,7 +184,7 @@ def compute(
         warnings=[
             *fetched.warnings,
             *(
-                id_warnings(store.columns(["request_id"]), ledger, fetched.id_scheme)
+                id_warnings(ledger, fetched.id_scheme, staged.has_requests)
                 if ledger is not None
                 else []
             ),

@@ -23,6 +23,7 @@ from reconcile.core.logstore import LogStore
 from reconcile.core.period import Period
 from reconcile.core.results import Ledger, Pricing
 from reconcile.core.schema import LOG_COLUMNS, empty_logs
+from reconcile.engines.partition import Partitions
 from reconcile.match.invoice import match_invoice
 from reconcile.match.ledger import match_ledger
 from reconcile.pricing.rules import Rules
@@ -37,6 +38,9 @@ class Staged:
     pricing: Pricing
     frames: list[pd.DataFrame]
     aggregates: LogAggregates
+    #: whether any log of the period carries a request id (read once, when ledger rows are
+    #: routed to days; the ledger's id warnings need it too)
+    has_requests: bool = False
 
 
 @dataclass
@@ -95,7 +99,10 @@ def stage_whole(
     if invoice is not None:
         frames += [match_invoice(logs, invoice, period, rules), unreadable_findings(invoice)]
     aggregates = LogAggregates.of(logs, pricing.priced, period)
-    return Staged(replace(pricing, priced=pricing.priced.iloc[0:0]), frames, aggregates)
+    has_requests = "request_id" in logs and bool(logs["request_id"].notna().any())
+    return Staged(
+        replace(pricing, priced=pricing.priced.iloc[0:0]), frames, aggregates, has_requests
+    )
 
 
 def stage_partition(
@@ -125,8 +132,8 @@ def combine(
     ledger: Ledger | None,
     invoice: Ledger | None,
     rules: Rules,
-    id_scheme: str = "stable",
-    ledger_whole: bool = False,
+    id_scheme: str,
+    routed: Partitions,
 ) -> Staged:
     """Join the days' results (in day order) into the whole period's: findings, warnings and
     sums; no per-log table (the report reads the aggregates).
@@ -151,7 +158,7 @@ def combine(
         not_repriceable_reasons=dict(sorted(reasons.items())),
     )
     frames = [pricing.findings]
-    if ledger is not None and ledger_whole:  # rows paired by content: see partition.py
+    if ledger is not None and routed.ledger_whole:  # rows paired by content: see partition.py
         frames.append(match_ledger(store.columns(MATCH_COLUMNS), ledger, period, rules, id_scheme))
     elif ledger is not None:
         frames += [p.ledger_findings for p in parts if p.ledger_findings is not None]
@@ -160,7 +167,8 @@ def combine(
     if invoice is not None:
         logs = store.columns(INVOICE_COLUMNS)
         frames += [match_invoice(logs, invoice, period, rules), unreadable_findings(invoice)]
-    return Staged(pricing, frames, combine_aggregates([p.aggregates for p in parts]))
+    aggregates = combine_aggregates([p.aggregates for p in parts])
+    return Staged(pricing, frames, aggregates, routed.has_requests)
 
 
 _SLOT = "\x00"  # where a warning's count goes; no warning text holds it

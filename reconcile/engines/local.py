@@ -69,7 +69,7 @@ class LocalRunner:
                         pool.submit(stage_partition, *day(i), period, rules, req, id_scheme)
                     )
                 results.extend(f.result() for f in pending)
-        return combine(results, store, ledger, invoice, rules, id_scheme, parts.ledger_whole)
+        return combine(results, store, ledger, invoice, rules, id_scheme, parts)
 
 
 @dataclass

@@ -94,7 +94,7 @@ class SparkRunner:
         }
         empty = stage_partition(empty_logs(), None, period, rules)  # a day with no logs
         results = [done.get(i, empty) for i in range(store.days)]
-        return combine(results, store, ledger, invoice, rules, id_scheme, parts.ledger_whole)
+        return combine(results, store, ledger, invoice, rules, id_scheme, parts)
 
     @contextmanager
     def _session(self) -> Iterator[Any]:

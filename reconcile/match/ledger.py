@@ -174,8 +174,10 @@ def match_ledger(
     return findings_frame(pd.concat(parts, ignore_index=True))
 
 
-def id_warnings(logs: pd.DataFrame, ledger: Ledger, id_scheme: str) -> list[str]:
-    """What a reviewer must know about the keys the ledger could not be matched on."""
+def id_warnings(ledger: Ledger, id_scheme: str, logs_have_requests: bool) -> list[str]:
+    """What a reviewer must know about the keys the ledger could not be matched on.
+
+    `logs_have_requests`: whether any of the period's logs carries a request id."""
     rows = ledger.rows
     out: list[str] = []
     with_id = int(rows["log_id"].notna().sum()) if "log_id" in rows else 0
@@ -187,8 +189,7 @@ def id_warnings(logs: pd.DataFrame, ledger: Ledger, id_scheme: str) -> list[str]
             "request_id, else on token, model, type, token counts and time"
         )
     with_req = int(rows["request_id"].notna().sum()) if "request_id" in rows else 0
-    has_req = "request_id" in logs and bool(logs["request_id"].notna().any())
-    if with_req and not has_req:
+    if with_req and not logs_have_requests:
         out.append(
             f"ledger: the gateway's logs carry no request_id (an older server?): {with_req:,} "
             "row(s) with one were matched on token, model, type, token counts and time"
