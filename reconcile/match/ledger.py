@@ -234,7 +234,9 @@ def _pair_by_content(
         else np.zeros(len(sub), np.int64)
     )
     found = pair(row_side, log_side, rounding, rules.tolerance)
-    found.pos = np.where(found.pos >= 0, pool_at[np.maximum(found.pos, 0)], -1)
+    # no log left to pair: every row is unpaired (pool_at[0] below would not exist)
+    at = pool_at[np.maximum(found.pos, 0)] if len(pool_at) else np.zeros(len(found.pos), np.int64)
+    found.pos = np.where(found.pos >= 0, at, -1)
     found.covered = pool_at[found.covered]
     found.candidates = {r: pool_at[c] for r, c in found.candidates.items()}
     return found

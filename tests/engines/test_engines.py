@@ -31,6 +31,7 @@ from reconcile.engines import LocalRunner, WholeRunner
 from reconcile.engines.base import Runner, month
 from reconcile.engines.partition import partition
 from reconcile.engines.spark import SNAPSHOT_ORDER, SparkRunner, snapshot_files
+from reconcile.match.ledger import id_warnings
 from reconcile.pricing.rules import load_rules
 from reconcile.settings import Settings
 from reconcile.sources.snapshot import read_snapshot, write_snapshot
@@ -293,3 +294,19 @@ def test_spark_reads_a_snapshots_day_files_where_they_are(
     on_spark = SparkRunner(scratch=tmp_path / "scratch").stage(stored, ledger, None, rules)
     pd.testing.assert_frame_equal(finalize(on_spark.frames, rules), finalize(local.frames, rules))
     assert on_spark.aggregates == local.aggregates
+
+
+def test_every_runner_says_whether_the_logs_carry_request_ids(tmp_path: Path) -> None:
+    # the ledger's id warnings ("the gateway's logs carry no request_id") rest on it
+    rules = fixture_rules()
+    ledger = load_ledger(write(tmp_path, "ledger.csv", LEDGER), rules, period().tz)
+    rows = [
+        {"id": 1, "created_at": "2026-10-01 23:59:50", "quota": 100},
+        {"id": 2, "created_at": "2026-10-12 09:00:00", "quota": 5, "request_id": "req-2"},
+    ]
+    for logs, carried in ((make_logs(rows), True), (make_logs(rows[:1]), False)):
+        for runner in (WholeRunner(), LocalRunner(workers=1)):
+            staged = runner.stage(FrameStore(logs, period()), ledger, None, rules)
+            assert staged.has_requests is carried, (runner.name, carried)
+        warnings = id_warnings(ledger, "stable", carried)
+        assert any("carry no request_id" in w for w in warnings) is not carried

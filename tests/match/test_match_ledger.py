@@ -297,6 +297,21 @@ def test_request_ids_against_logs_without_them_fall_back_to_content(tmp_path: Pa
     assert "an older server?" in row["explanation"]
 
 
+def test_a_row_to_pair_by_content_when_every_log_is_booked_is_missing_in_logs(
+    tmp_path: Path,
+) -> None:
+    # Regression: with no log left to pair, pairing by content raised IndexError (exit 70)
+    logs = make_logs([{"id": 1, "quota": 5, "created_at": "2026-10-05 10:00:00"}])
+    text = (
+        "log_id,request_id,created_at,type,quota\n"
+        "1,,2026-10-05 10:00:00,consume,5\n"
+        ",r9,2026-10-06 10:00:00,consume,7\n"
+    )
+    found = match(logs, ledger_of(tmp_path, text))
+    assert cats(found) == ["missing_in_logs"]
+    assert found.iloc[0]["ledger_line"] == 3
+
+
 def test_logs_claimed_by_unreadable_rows_are_not_missing(tmp_path: Path) -> None:
     text = ALL_BOOKED.replace("11,2026-10-05 10:00:00,consume,12500", "11,2026-10-05,consume,lots")
     ledger = ledger_of(tmp_path, text)
