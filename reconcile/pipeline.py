@@ -22,7 +22,7 @@ from reconcile.core import findings as findings_mod
 from reconcile.core.atomic import atomic_directory, atomic_write_text, check_replaceable
 from reconcile.core.identity import UniqueIds
 from reconcile.core.period import Period
-from reconcile.core.results import FetchResult, InputFile, Ledger, RunResult
+from reconcile.core.results import InputFile, Ledger, RunResult
 from reconcile.engines import Runner, choose_runner
 from reconcile.errors import InputError
 from reconcile.match.ledger import id_warnings
@@ -40,7 +40,6 @@ from reconcile.sources.snapshot import (
     find_snapshot,
     open_snapshot,
     save_snapshot,
-    write_snapshot,
 )
 
 
@@ -72,13 +71,6 @@ def _source(settings: Settings) -> LogSource:
     if source.name != "database" and not settings.base_url:
         raise InputError("no gateway URL: set RECONCILE_BASE_URL", field="RECONCILE_BASE_URL")
     return source
-
-
-def fetch_period(
-    settings: Settings, period: Period, progress: ProgressHook | None = None
-) -> FetchResult:
-    """Fetch the period's logs into memory (small periods, tests)."""
-    return _source(settings).fetch(period, progress)
 
 
 def fetch_snapshot(
@@ -283,13 +275,6 @@ def write_report(
         ):
             f.write(render_markdown(summary) + "\n")
     return written
-
-
-def write_fetch(result: FetchResult, out_dir: Path) -> Path:
-    """Store a fetch already in memory as the snapshot of `out_dir`, atomically."""
-    with writing(out_dir, "--out"), atomic_directory(out_dir, "--out") as staging:
-        write_snapshot(result, staging / SNAPSHOT_DIR)
-    return out_dir / SNAPSHOT_DIR
 
 
 def fetch_to(

@@ -47,8 +47,7 @@ def demo_snapshot(demo_gateway: Gateway, tmp_path_factory: pytest.TempPathFactor
         rules=demo.FILES.rules,
     )
     out = tmp_path_factory.mktemp("fetched")
-    result = pipeline.fetch_period(settings, _demo_period())
-    return pipeline.write_fetch(result, out)
+    return pipeline.fetch_to(settings, _demo_period(), out).directory
 
 
 def _demo_period() -> Period:

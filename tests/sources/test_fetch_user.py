@@ -13,17 +13,24 @@ from conftest import run_cli
 from pydantic import SecretStr
 from test_fetch import END, KEY_A, KEY_B, PERIOD, START, fill
 
+from reconcile.core.period import Period
+from reconcile.core.results import FetchResult
 from reconcile.demo.gateway import Faults, GatewayServer, LogStore
 from reconcile.demo.users import User
 from reconcile.errors import CredentialsRejected, GatewayError, InputError
-from reconcile.pipeline import fetch_period
 from reconcile.settings import Settings
 from reconcile.sources import http as fetch_http
+from reconcile.sources.choose import choose_source
 from reconcile.sources.snapshot import read_snapshot
 
 TOKEN = "accesstoken-user7-0123456789abcdef"
 ADMIN = "accesstoken-admin1-0123456789abcdef"
 USER_ID = 7
+
+
+def fetch_period(settings: Settings, period: Period) -> FetchResult:
+    """The period's logs in memory, from the source the settings choose."""
+    return choose_source(settings).fetch(period)
 
 
 @pytest.fixture(autouse=True)
