@@ -176,6 +176,7 @@ def _snapshot_method(method: str, where: str, period: Any) -> int:
     """`where`: the database's DSN and the snapshot directory, joined by a newline."""
     from pydantic import SecretStr
 
+    from reconcile.core.atomic import atomic_write_bytes
     from reconcile.settings import Settings
     from reconcile.sources import snapshot_write
     from reconcile.sources.database import DatabaseSource
@@ -189,7 +190,7 @@ def _snapshot_method(method: str, where: str, period: Any) -> int:
         del logs
         data = snapshot_write._parquet_bytes(canonical)
         Path(out).mkdir(parents=True, exist_ok=True)
-        snapshot_write._atomic_write(Path(out) / "logs.parquet", data)
+        atomic_write_bytes(Path(out) / "logs.parquet", data)
         return len(canonical)
     if method == "whole-open":
         return len(read_snapshot(Path(out)).logs)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
-import os
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from reconcile.core.atomic import atomic_write_bytes
 from reconcile.core.logstore import day_edges, part_of_time
 from reconcile.core.period import Period
 from reconcile.core.results import FetchResult
@@ -94,7 +94,7 @@ class SnapshotWriter:
         counts = add_counts(self._files, list(meta.key_refs))
         files = [{k: v for k, v in f.items() if k != "logs"} for f in self._files]
         body = manifest(meta, files, counts)
-        _atomic_write(self.directory / MANIFEST_FILE, manifest_bytes(body))
+        atomic_write_bytes(self.directory / MANIFEST_FILE, manifest_bytes(body))
         return SnapshotStore(self.directory, body, meta)
 
     def _write_day(self) -> None:
@@ -119,7 +119,7 @@ class SnapshotWriter:
             data, counts = _parquet_bytes(canonical), counts_of(canonical)
             del canonical
         name = day_file(self.period, int(self._edges[i]))
-        _atomic_write(self.directory / name, data)
+        atomic_write_bytes(self.directory / name, data)
         self._files.append(
             {
                 "name": name,
@@ -150,11 +150,11 @@ def copy_snapshot(store: SnapshotStore, directory: Path) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     for name, sha in store.files:
-        _atomic_write(directory / name, read_verified(store.directory / name, sha))
+        atomic_write_bytes(directory / name, read_verified(store.directory / name, sha))
     source = store.directory / MANIFEST_FILE
     if load_manifest(source) != store.manifest:
         raise InputError("the manifest changed after the snapshot was opened", file=source)
-    _atomic_write(directory / MANIFEST_FILE, source.read_bytes())
+    atomic_write_bytes(directory / MANIFEST_FILE, source.read_bytes())
     return directory
 
 
@@ -188,12 +188,3 @@ def _parquet_bytes(logs: pd.DataFrame) -> bytes:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
