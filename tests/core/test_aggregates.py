@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from openpyxl import load_workbook
 from pydantic import SecretStr
 
-from reconcile import pipeline
 from reconcile.core.aggregates import (
     LOG_COLUMNS_READ,
     NO_NAME,
@@ -40,6 +39,7 @@ from reconcile.report.csvfile import write_discrepancies_csv
 from reconcile.report.summary import build_summary, summary_json
 from reconcile.report.workbook import write_workbook
 from reconcile.settings import Settings
+from reconcile.sources.choose import choose_source
 
 PERIOD = parse_period("2026-10", None, None, "Asia/Shanghai")
 
@@ -53,7 +53,7 @@ def demo_month(demo_gateway: Gateway) -> tuple[pd.DataFrame, Period]:
         api_keys=SecretStr(",".join(demo_gateway.keys)),
         timezone=demo.TIMEZONE,
     )
-    return with_unique_ids(pipeline.fetch_period(settings, period)).logs, period
+    return with_unique_ids(choose_source(settings).fetch(period)).logs, period
 
 
 def test_the_demo_month_priced_day_by_day_adds_up_to_the_whole_month(
