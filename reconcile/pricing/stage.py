@@ -50,6 +50,7 @@ from reconcile.pricing.paths.text import ANTHROPIC_GUESS
 from reconcile.pricing.quota import price_one
 from reconcile.pricing.rowwise import inputs_of, price_rows
 from reconcile.pricing.rules import Rules, plain
+from reconcile.pricing.settle_fast import SETTLED, TASK, price_settlements
 from reconcile.pricing.tools_fast import surcharge_columns
 from reconcile.pricing.verdicts import (
     BROKEN_RECORD,
@@ -219,7 +220,11 @@ def price_logs(logs: pd.DataFrame, rules: Rules, tz: ZoneInfo) -> Pricing:
     readable = rest[other.state[rest] != UNREADABLE]
     ok, want, labels = price_audio_columns(readable, L.frame, L.quota, used, combo, combos, rules)
     out.expected[ok], out.has_expected[ok], out.path[ok] = want, True, labels
-    _price_rest(L, np.setdiff1d(rest, ok).astype(np.intp), out, rules)
+    rest = np.setdiff1d(rest, ok).astype(np.intp)
+    settled, words = price_settlements(rest, L.frame["other"], L.quota, other)
+    out.status[settled], out.path[settled], out.codes[settled] = NOT_REPRICEABLE, TASK, SETTLED
+    out.reasons[settled] = words
+    _price_rest(L, np.setdiff1d(rest, settled).astype(np.intp), out, rules)
     huge = np.flatnonzero(L.huge)
     out.status[huge], out.has_expected[huge], out.codes[huge] = NOT_REPRICEABLE, False, OVERFLOW
     out.reasons[huge] = "the log's quota or token counts are beyond the 64-bit range"

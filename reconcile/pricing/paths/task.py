@@ -121,12 +121,19 @@ def price_settlement(row: Row) -> Charge | Unpriceable:
     if Decimal(row.quota) != expected:
         return Charge(paths.TASK_SETTLE, expected)
     return Unpriceable(
-        paths.TASK_SETTLE,
-        "task_settlement",
-        f"an async task's settlement: actual {_q(actual)} - pre-charged {_q(pre)} = "
-        f"{_q(expected)} as logged; the actual quota is the upstream's measure",
+        paths.TASK_SETTLE, "task_settlement", settlement_reason(actual, pre, expected)
     )
 
 
-def _q(d: Decimal | None) -> str:
+def settlement_reason(
+    actual: Decimal | int | None, pre: Decimal | int | None, expected: int | Decimal
+) -> str:
+    """The words of a consistent settlement (also worded for the column tier, settle_fast)."""
+    return (
+        f"an async task's settlement: actual {_q(actual)} - pre-charged {_q(pre)} = "
+        f"{_q(expected)} as logged; the actual quota is the upstream's measure"
+    )
+
+
+def _q(d: Decimal | int | None) -> str:
     return "?" if d is None else f"{int(d):,}"
