@@ -7,6 +7,7 @@ noise never reads as a difference), or that the log's own ratios agree yet the c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -20,7 +21,7 @@ import pyarrow.compute as pc
 from reconcile.core import schema
 from reconcile.core.tolerance import abs_diff
 from reconcile.pricing.paths.base import Row, Terms
-from reconcile.pricing.rules import Rules, plain
+from reconcile.pricing.rules import ModelRule, Rules, plain
 from reconcile.pricing.verdicts import MISMATCH, NOT_REPRICEABLE, STATUSES, UNPRICED
 
 _EMPTY: Final = pa.scalar("", pa.large_string())
@@ -156,6 +157,30 @@ def unpriced_reasons(
             texts.append(f"no rule for {model!r} is in effect on {day}; its rules cover {spans}")
     out: npt.NDArray[np.object_] = np.array(texts, dtype=object)[codes]
     return out
+
+
+def rule_columns(
+    ids: npt.NDArray[np.int64], idx: npt.NDArray[np.int64], rules: Rules
+) -> dict[str, pd.Series]:
+    """The columns of the priced table that follow from each log's rule alone (`idx`, -1:
+    none): known once the rules are assigned, so they are built while the logs are priced."""
+    models = rules.models
+
+    def text(get: Callable[[ModelRule], Decimal | None], tokens_only: bool = False) -> pd.Series:
+        vals = [None if tokens_only and r.per_call else get(r) for r in models]
+        return strings([None if v is None else plain(v) for v in vals], idx)
+
+    lines = np.array([r.line for r in models] or [0], dtype=np.int64)[np.maximum(idx, 0)]
+    return {
+        "id": pd.Series(ids, dtype="int64"),
+        "rule": strings([r.match for r in models], idx),
+        "rule_line": nullable(lines, idx >= 0),
+        "model_ratio": text(lambda r: r.model_ratio),
+        "completion_ratio": text(lambda r: r.completion_ratio, tokens_only=True),
+        "cache_ratio": text(lambda r: r.cache_ratio, tokens_only=True),
+        "cache_creation_ratio": text(lambda r: r.cache_creation_ratio, tokens_only=True),
+        "model_price": text(lambda r: r.model_price),
+    }
 
 
 def strings(values: list[str] | list[str | None], codes: npt.NDArray[np.int64]) -> pd.Series:

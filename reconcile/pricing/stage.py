@@ -18,7 +18,6 @@ not pass silently), and an error when the gateway's own record of the charge is 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
@@ -30,6 +29,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from reconcile.core import schema
+from reconcile.core.money import exact_sum
 from reconcile.core.results import Pricing
 from reconcile.pricing import explain, paths
 from reconcile.pricing.assign import assign_rules
@@ -47,7 +47,7 @@ from reconcile.pricing.fast import (
 from reconcile.pricing.other import PARSED, UNREADABLE, OtherFields, parse_other, read_floats
 from reconcile.pricing.paths.base import Terms
 from reconcile.pricing.paths.text import ANTHROPIC_GUESS
-from reconcile.pricing.quota import price_one
+from reconcile.pricing.quota import TokenColumns, price_one
 from reconcile.pricing.rowwise import inputs_of, price_rows
 from reconcile.pricing.rules import Rules, plain
 from reconcile.pricing.settle_fast import SETTLED, TASK, price_settlements
@@ -159,13 +159,55 @@ class _Outcome:
 def price_logs(logs: pd.DataFrame, rules: Rules, tz: ZoneInfo) -> Pricing:
     """Re-price every consume log (type 2) of `logs` (schema.LOG_DTYPES) under `rules`."""
     L = _Logs.read(logs)
-    n = len(L.ids)
     with ThreadPoolExecutor(max_workers=1) as pool:
         # the JSON reader releases the GIL: what needs only the logs' columns runs meanwhile
         reading = pool.submit(parse_other, L.frame["other"], bool(rules.group_pairs))
         rule_idx, has_candidates = assign_rules(L.model, L.ts, rules, tz)
         marks = off_path_marks(L.frame)
         other = reading.result()
+        # the other core, idle while pricing, builds the rule's columns, then the findings
+        by_rule = pool.submit(explain.rule_columns, L.ids, rule_idx, rules)
+        out, combos, tokens = _price(L, rules, tz, rule_idx, has_candidates, marks, other)
+        unsure = np.flatnonzero(out.status == NOT_REPRICEABLE)
+        broken = np.zeros(len(L.ids), dtype=bool)
+        broken[unsure] = np.isin(out.codes[unsure], list(BROKEN_RECORD))
+        expected = np.where(out.has_expected, out.expected, 0)
+        finding = pool.submit(
+            explain.findings,
+            L.frame,
+            L.ids,
+            L.ts,
+            L.quota,
+            out.status,
+            expected,
+            out.has_expected,
+            out.reasons,
+            broken,
+            tz,
+            out.path,
+        )
+        priced = _priced_frame(L, out, combos, tokens, other.floats, by_rule.result())
+        reasons = Counter(out.codes[unsure].tolist())
+        return Pricing(
+            priced=priced,
+            findings=finding.result(),
+            expected_quota=exact_sum(out.expected[out.has_expected]),
+            warnings=_warnings(L, out, int((other.state == UNREADABLE).sum()), rules, reasons),
+            not_repriceable_reasons={str(k): int(v) for k, v in sorted(reasons.items())},
+        )
+
+
+def _price(
+    L: _Logs,
+    rules: Rules,
+    tz: ZoneInfo,
+    rule_idx: npt.NDArray[np.int64],
+    has_candidates: npt.NDArray[np.bool_],
+    marks: tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]],
+    other: OtherFields,
+) -> tuple[_Outcome, Combos, TokenColumns]:
+    """Every log's verdict, tier by tier (the module doc), from the columns read."""
+    n = len(L.ids)
     tokens, bad_tokens = tokens_of(L.prompt, L.completion, other)
     combos = Combos(rules)
     pair = combos.pair_index(L.group, other.floats["user_group_ratio"], rule_idx >= 0)
@@ -238,30 +280,7 @@ def price_logs(logs: pd.DataFrame, rules: Rules, tz: ZoneInfo) -> Pricing:
         models = L.model.iloc[unpriced].to_numpy(dtype=object)
         out.reasons[unpriced] = explain.unpriced_reasons(models, days, rules)
 
-    broken = np.zeros(n, dtype=bool)
-    unsure = np.flatnonzero(out.status == NOT_REPRICEABLE)
-    broken[unsure] = np.isin(out.codes[unsure], list(BROKEN_RECORD))
-    expected = np.where(out.has_expected, out.expected, 0)
-    reasons = Counter(out.codes[out.status == NOT_REPRICEABLE].tolist())
-    return Pricing(
-        priced=_priced_frame(L, out, combos, rules, tokens, other.floats),
-        findings=explain.findings(
-            L.frame,
-            L.ids,
-            L.ts,
-            L.quota,
-            out.status,
-            expected,
-            out.has_expected,
-            out.reasons,
-            broken,
-            tz,
-            out.path,
-        ),
-        expected_quota=_safe_sum(out.expected[out.has_expected]),
-        warnings=_warnings(L, out, int((other.state == UNREADABLE).sum()), rules, reasons),
-        not_repriceable_reasons={str(k): int(v) for k, v in sorted(reasons.items())},
-    )
+    return out, combos, tokens
 
 
 def _explain_fast(
@@ -329,45 +348,29 @@ def _priced_frame(
     L: _Logs,
     out: _Outcome,
     combos: Combos,
-    rules: Rules,
-    tokens: Any,
+    tokens: TokenColumns,
     floats: dict[str, npt.NDArray[np.float64]],
+    by_rule: dict[str, pd.Series],
 ) -> pd.DataFrame:
-    models = rules.models
-    idx = out.rule_idx
-
-    def rule_text(get: Callable[[Any], Decimal | None], tokens_only: bool = False) -> pd.Series:
-        vals = [None if tokens_only and r.per_call else get(r) for r in models]
-        return explain.strings([None if v is None else plain(v) for v in vals], idx)
-
-    lines = np.array([r.line for r in models] or [0], dtype=np.int64)[np.maximum(idx, 0)]
+    """Pricing.priced: `by_rule` (explain.rule_columns) and each log's outcome."""
     has = out.has_expected
     with np.errstate(over="ignore"):
         diff = np.where(has, L.quota - out.expected, 0)
-    frame = pd.DataFrame(
-        {
-            "id": pd.Series(L.ids, dtype="int64"),
-            "rule": explain.strings([r.match for r in models], idx),
-            "rule_line": explain.nullable(lines, idx >= 0),
-            "model_ratio": rule_text(lambda r: r.model_ratio),
-            "completion_ratio": rule_text(lambda r: r.completion_ratio, tokens_only=True),
-            "cache_ratio": rule_text(lambda r: r.cache_ratio, tokens_only=True),
-            "cache_creation_ratio": rule_text(lambda r: r.cache_creation_ratio, tokens_only=True),
-            "group_ratio": explain.strings([plain(c.group_ratio) for c in combos.items], out.combo),
-            "model_price": rule_text(lambda r: r.model_price),
-            "cache_tokens": explain.nullable(tokens.cache, ~np.isnan(floats["cache_tokens"])),
-            "cache_creation_tokens": explain.nullable(
-                tokens.creation, ~np.isnan(floats["cache_creation_tokens"])
-            ),
-            "expected_quota": explain.nullable(out.expected, has),
-            "diff_quota": explain.nullable(diff, has),
-            "status": explain.strings(list(STATUSES), out.status.astype(np.int64)),
-            "reason": explain.coded(out.reasons),
-            "path": explain.coded(out.path),
-            "reason_code": explain.coded(out.codes),
-        }
-    )
-    return frame[list(PRICED_DTYPES)]
+    columns = by_rule | {
+        "group_ratio": explain.strings([plain(c.group_ratio) for c in combos.items], out.combo),
+        "cache_tokens": explain.nullable(tokens.cache, ~np.isnan(floats["cache_tokens"])),
+        "cache_creation_tokens": explain.nullable(
+            tokens.creation, ~np.isnan(floats["cache_creation_tokens"])
+        ),
+        "expected_quota": explain.nullable(out.expected, has),
+        "diff_quota": explain.nullable(diff, has),
+        "status": explain.strings(list(STATUSES), out.status.astype(np.int64)),
+        "reason": explain.coded(out.reasons),
+        "path": explain.coded(out.path),
+        "reason_code": explain.coded(out.codes),
+    }
+    # the columns are new arrays: no copy; in the table's order
+    return pd.DataFrame({k: columns[k] for k in PRICED_DTYPES}, copy=False)
 
 
 def _warnings(
@@ -389,18 +392,10 @@ def _warnings(
         warnings.append(f"{broken} consume log(s) have an `other` field that is not valid JSON")
     unchecked = out.status == NOT_REPRICEABLE
     if unchecked.any():
-        quota = _safe_sum(L.quota[unchecked])
+        quota = exact_sum(L.quota[unchecked])
         why = ", ".join(f"{k} {v:,}" for k, v in reasons.most_common())
         warnings.append(
             f"{int(unchecked.sum()):,} of {len(L.ids):,} consume log(s) ({quota:,} quota) could "
             f"not be re-priced, so their charges are unchecked: {why}"
         )
     return warnings
-
-
-def _safe_sum(values: npt.NDArray[np.int64]) -> int:
-    if not len(values):
-        return 0
-    if int(np.abs(np.maximum(values, -(2**62))).max()) <= (2**62) // len(values):
-        return int(values.sum())
-    return sum(int(v) for v in values)
