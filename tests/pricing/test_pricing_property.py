@@ -211,6 +211,22 @@ def test_integer_rounding_matches_decimal_half_away_from_zero(
     assert got == [round_half_away(Decimal(n) / Decimal(10**power)) for n in numerators]
 
 
+@given(
+    pairs=st.lists(
+        st.tuples(st.integers(-(2**62), 2**62), st.integers(0, 18)), min_size=1, max_size=50
+    ),
+)
+def test_integer_rounding_with_one_den_or_many_matches_decimal(
+    pairs: list[tuple[int, int]],
+) -> None:
+    numerators = np.array([n for n, _ in pairs], dtype=np.int64)
+    dens = [10**p for _, p in pairs]
+    want = [round_half_away(Decimal(n) / Decimal(d)) for (n, _), d in zip(pairs, dens, strict=True)]
+    assert round_div(numerators, np.array(dens, dtype=np.int64)).tolist() == want
+    one = [round_half_away(Decimal(n) / Decimal(dens[0])) for n, _ in pairs]
+    assert round_div(numerators, dens[0]).tolist() == one
+
+
 @st.composite
 def other_objects(draw: st.DrawFn) -> dict[str, Any]:
     numbers = st.one_of(st.integers(0, 10**9), st.floats(0, 1e6, allow_nan=False))
