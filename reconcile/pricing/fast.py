@@ -208,6 +208,9 @@ def tokens_of(
     for key in TOKEN_KEYS:
         x = other.floats[key]
         present = ~np.isnan(x)
+        if not present.any():  # the rarer counts, in most months: no log has them
+            counts[key] = np.zeros(len(prompt), dtype=np.int64)
+            continue
         wrong = present & ((x < 0) | (x > 2.0**53) | (x != np.floor(np.where(present, x, 0))))
         bad |= wrong
         counts[key] = np.where(present & ~wrong, x, 0).astype(np.int64)
