@@ -180,20 +180,21 @@ def _read_fast(
     """Read `schema`'s keys of `arr[rows]` (objects) into `out` (at `at[rows]`, default
     `rows`) with pyarrow, chunk by chunk on both cores; return the rows it refused."""
     chunks = [rows[a : a + _CHUNK] for a in range(0, len(rows), _CHUNK)]
-    # pyarrow releases the GIL while parsing: two chunks at a time use both cores
-    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-        tables = list(pool.map(lambda part: _parse_chunk(arr, part, schema), chunks))
     loose = pa.schema([(f.name, pa.float64() if f.type == pa.int64() else f.type) for f in schema])
-    if loose != schema:
-        tables = [
-            t or _parse_chunk(arr, part, loose) for part, t in zip(chunks, tables, strict=True)
-        ]
-    refused = []
-    for part, table in zip(chunks, tables, strict=True):
-        if table is None:
-            refused.append(part)
-        else:
+
+    def read(part: npt.NDArray[np.intp]) -> bool:
+        table = _parse_chunk(arr, part, schema)
+        if table is None and loose != schema:
+            table = _parse_chunk(arr, part, loose)
+        if table is not None:  # chunks are disjoint rows: each stores its own
             _store(table, part if at is None else at[part], out)
+        return table is not None
+
+    # pyarrow releases the GIL while parsing: two chunks at a time use both cores, and one
+    # chunk's values are stored while the next is parsed
+    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+        read_ok = list(pool.map(read, chunks))
+    refused = [part for part, ok in zip(chunks, read_ok, strict=True) if not ok]
     return np.concatenate(refused) if refused else rows[:0]
 
 
