@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from decimal import Decimal
@@ -341,6 +342,10 @@ def check_sample(logs: pd.DataFrame, priced: pd.DataFrame, rules_text: str, k: i
     return bad
 
 
+def _load(averages: tuple[float, float, float]) -> str:
+    return ", ".join(f"{x:.2f}" for x in averages)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -352,6 +357,7 @@ def main() -> None:
     logs = synthetic_logs(args.rows, heavy=args.heavy)
     print(f"generated {len(logs):,} consume logs in {time.perf_counter() - t0:.1f} s")
     rules = parse_rules(RULES)
+    load = os.getloadavg()  # the machine is shared: figures under load are not comparable
     times, cpu = [], []
     result = None
     for _ in range(args.repeat):
@@ -367,6 +373,7 @@ def main() -> None:
         f"CPU median {statistics.median(cpu):.2f} s, best {min(cpu):.2f} s, "
         f"runs {', '.join(f'{x:.2f}' for x in cpu)} s"
     )
+    print(f"load average (1, 5, 15 min): {_load(load)} before, {_load(os.getloadavg())} after")
     print(f"paths: {priced['path'].value_counts().to_dict()}")
     print(
         f"statuses: {priced['status'].value_counts().to_dict()}; findings: {len(result.findings):,}"
