@@ -57,11 +57,12 @@ def price_settlements(
     small = np.ones(len(at), dtype=bool)
     for v in val.values():
         small &= (v < _LIMIT) & (v > -_LIMIT)
+    val = {k: np.where(small, v, 0) for k, v in val.items()}  # large: left, and no overflow
     has_pre = has["pre_consumed_quota"] | has["pre_consumed"]
     pre = np.where(has["pre_consumed_quota"], val["pre_consumed_quota"], val["pre_consumed"])
     pair = has["actual_quota"] & has_pre
     delta = val["quota_delta"]
-    expected = np.where(pair & small, val["actual_quota"] - np.where(small, pre, 0), delta)
+    expected = np.where(pair, val["actual_quota"] - pre, delta)
     consistent = small & (pair | has["quota_delta"]) & (quota[at] == expected)
     consistent &= ~has["quota_delta"] | (delta == expected)
     keep = np.flatnonzero(consistent)

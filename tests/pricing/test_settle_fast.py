@@ -61,6 +61,7 @@ WHOLE: dict[str, tuple[dict[str, Any], bool]] = {
     "incomplete": (settle(400, actual_quota=400), False),
     "all null": (settle(0, quota_delta=None, actual_quota=None), False),
     "beyond 2**62": (settle(2**62, actual_quota=2**62 + 5, pre_consumed_quota=5), False),
+    "difference beyond int64": (settle(0, actual_quota=2**63 - 1, pre_consumed_quota=-1), False),
     "pair ratio, disagreeing": (
         log(
             model_name="sora-2",
