@@ -7,8 +7,8 @@ not re-priceable (with the reason and a short code, counted in the report).
 
 Tiers keep a million logs fast, each taking only logs it prices exactly as `rowwise` would:
 text, per-call and tool-surcharged logs in int64 columns (`fast`, `tools_fast`), images and
-task submissions once per distinct case (`by_content`), audio in columns (`audio_fast`); what
-is left, and every finding they cannot explain, is priced one by one (`rowwise`).
+task submissions once per distinct case (`by_content`), audio and settlements in columns
+(`audio_fast`, `settle_fast`); the rest, and every finding they cannot explain, in `rowwise`.
 
 Severity: a not re-priceable log is a warning (a month whose logs cannot be checked does
 not pass silently), and an error when the gateway's own record of the charge is broken
