@@ -2,7 +2,10 @@
 
 Each path reads a log (`base.Row`) and the contract's terms for it (`base.Terms`) and gives
 the contract's charge (`base.Charge`, an exact Decimal before rounding) or the reason it
-cannot be priced (`base.Unpriceable`). Which path a log takes: `reconcile.pricing.assign`.
+cannot be priced (`base.Unpriceable`). Which path a log takes: `reconcile.pricing.assign`,
+trying them in `paths.registry` order. Each path declares itself, its rule and `other` keys
+and its reasons once, in its module (`base.BillingPath`): see `registry` for what a new path
+adds.
 """
 
 from typing import Final
