@@ -22,18 +22,3 @@ TOOLS: Final = "tools"
 TIERED: Final = "tiered"
 GROUP_PAIR: Final = "group_pair"
 UNKNOWN: Final = "unknown"
-#: Every path name, in the order the report lists them.
-PATHS: Final = (
-    TEXT,
-    CACHE,
-    CHAINED,
-    PER_CALL,
-    IMAGE,
-    TASK_SUBMIT,
-    TASK_SETTLE,
-    AUDIO,
-    TOOLS,
-    TIERED,
-    GROUP_PAIR,
-    UNKNOWN,
-)

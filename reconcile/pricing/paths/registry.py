@@ -7,7 +7,7 @@ keys and `content` that mark a path (the vectorised tiers' filters), and the rea
 cannot be priced (the report's sentences, docs/rules.md).
 
 A new billing path: a module in `reconcile.pricing.paths` declaring its `BillingPath` and its
-`Reason`s (see `base.BillingPath`), its name in `paths.PATHS`, and one entry here.
+`Reason`s (see `base.BillingPath`), its name in `paths`, and one entry here.
 """
 
 from __future__ import annotations
