@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from conftest import ROOT
-from pricing_helpers import SHANGHAI, frame, log, rules
+from pricing_helpers import SHANGHAI, frame, log, other, rules
 
 import reconcile
 from reconcile.pricing import reasons
@@ -94,3 +94,56 @@ def test_the_docs_table_is_rewritten_between_its_markers_only() -> None:
     assert fresh.startswith(f"before\n{reasons.BEGIN}\n| code |")
     assert fresh.endswith(f"{reasons.END}\nafter\n")
     assert "old_code" not in fresh
+
+
+EVERY_REASON = """
+[[model]]
+match = "gpt-4o"
+model_ratio = 1.25
+cache_ratio = 0.5
+tool_prices = { web_search = 10 }
+[[model]]
+match = "sora-2"
+model_price = 0.1
+task_ratios = { size = { "720x1280" = 1, "1024x1792" = 1.666667 } }
+[[model]]
+match = "dall-e-3"
+model_price = 0.04
+image_prices = { "1024x1792/hd" = 0.12 }
+[[model]]
+match = "tts"
+model_ratio = 7.5
+[[model]]
+match = "huge"
+model_ratio = 1000000
+"""
+
+
+def test_every_declared_reason_is_one_some_log_gets_and_no_other() -> None:
+    t = {"prompt_tokens": 1000, "quota": 5000}
+    task = {"model_name": "sora-2", "quota": 5}
+    rows = [
+        log(**t, other="{broken"),
+        log(**t, other=other(cache_tokens=1.5)),
+        log(**t, other=other(tool_surcharges=[{"name": "file_search", "count": 2}])),
+        log(**t, other=other(audio_input_seperate_price=True, audio_input_token_count=100)),
+        log(**t, model_name="tts", other=other(audio=True, text_input=10, audio_output=100)),
+        log(**t, model_name="tts", other=other(audio=True)),
+        log(**t, other=other(image_output=100)),
+        log(model_name="dall-e-3", quota=9, content="大小 512x512, 品质 hd, 生成数量 1",
+            other=other(model_price=0.3)),
+        log(**t, other=other(is_task=True)),
+        log(**task, content="计算参数：seconds: 5.50"),
+        log(**task, content="计算参数：resolution: 2.00"),
+        log(**task, content="计算参数：size: 3.00"),
+        log(model_name="sora-2", quota=-600,
+            other=other(pre_consumed_quota=1000, actual_quota=400, quota_delta=-600)),
+        log(model_name="sora-2", quota=-600, other=other(pre_consumed_quota=1000)),
+        log(**t, other=other(billing_mode="tiered_expr")),
+        log(quota=100),
+        log(prompt_tokens=-5, quota=100),
+        log(prompt_tokens=5000, quota=8750, other=other(cache_tokens=4000)),
+        log(model_name="huge", prompt_tokens=2**60, quota=5),
+    ]  # fmt: skip
+    got = price_logs(frame(rows), rules(EVERY_REASON), SHANGHAI).not_repriceable_reasons
+    assert got == dict.fromkeys(sorted(reasons.REASON_TEXT), 1)
