@@ -8,9 +8,11 @@ thousand planted problems) as a snapshot and a ledger CSV in DIR (reused when DI
 holds one), then runs `reconcile run --from-snapshot --ledger`'s work (compute + write the
 report) once per runner, each in a fresh child process, and prints per runner: seconds
 (whole run; reading the inputs, the price+match stages, the report), the child's CPU
-seconds, the peak resident memory of the child process (wait4's ru_maxrss), the peak of the
-child's whole process tree sampled every 20 ms (the local runner's pool workers and Spark's
-JVM and Python workers are processes of their own), the load average around the run, and
+seconds (wait4), the CPU seconds of its whole process tree and the peak resident memory of
+the child process (wait4's ru_maxrss) and of the tree, sampled every 20 ms from /proc (the
+local runner's pool workers and Spark's JVM and Python workers are processes of their own;
+the child's stderr, Spark's log among it, goes to DIR/child-MODE.log), the load average
+around the run, and
 the sha256 of summary.json, which must be the same for all. `whole` (the month in one
 piece) is the naive alternative.
 """
@@ -104,18 +106,24 @@ def child(mode: str, work: Path, workers: int) -> None:
     )
 
 
-def tree_rss(pid: int) -> int:
-    """Resident bytes of a process and all its descendants (from /proc)."""
+def tree_sample(pid: int, cpu: dict[int, float]) -> int:
+    """Resident bytes of a process and all its descendants (from /proc); records in `cpu` the
+    CPU seconds each has used so far, its own only (Spark's JVM and Python workers are not
+    waited for by the child, so wait4 does not count them)."""
     total, todo = 0, [pid]
+    tick = os.sysconf("SC_CLK_TCK")
     while todo:
         p = todo.pop()
         try:
             with open(f"/proc/{p}/statm") as f:
                 total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            cpu[p] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
             for task in os.listdir(f"/proc/{p}/task"):
                 with open(f"/proc/{p}/task/{task}/children") as f:
                     todo += [int(c) for c in f.read().split()]
-        except (OSError, ValueError):
+        except (OSError, ValueError, IndexError):
             continue
     return total
 
@@ -123,14 +131,17 @@ def tree_rss(pid: int) -> int:
 def measure(mode: str, work: Path, workers: int) -> dict[str, object]:
     cmd = [sys.executable, __file__, "--child", mode, "--work", str(work)]
     cmd += ["--workers", str(workers)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    log = work / f"child-{mode}.log"  # its stderr: Spark's own log, a traceback
+    with log.open("wb") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
     peak = 0
+    cpu: dict[int, float] = {}
     done = threading.Event()
 
     def sample() -> None:
         nonlocal peak
         while not done.is_set():
-            peak = max(peak, tree_rss(proc.pid))
+            peak = max(peak, tree_sample(proc.pid, cpu))
             time.sleep(0.02)
 
     sampler = threading.Thread(target=sample)
@@ -141,13 +152,14 @@ def measure(mode: str, work: Path, workers: int) -> dict[str, object]:
     done.set()
     sampler.join()
     if status != 0:
-        return {"mode": mode, "error": f"exit status {status}"}
+        return {"mode": mode, "error": f"exit status {status}, see {log}"}
     figures = json.loads(out.decode().strip().splitlines()[-1])
-    cpu = usage.ru_utime + usage.ru_stime
+    own = usage.ru_utime + usage.ru_stime
     return {
         "mode": mode,
         **figures,
-        "cpu": cpu,
+        "cpu": own,
+        "tree_cpu": sum(cpu.values()),
         "max_rss_mb": usage.ru_maxrss / 1024,
         "tree_mb": peak / 2**20,
     }
@@ -179,7 +191,7 @@ def main() -> None:
     head = (
         f"{'runner':<8} {'total s':>8} {'inputs s':>9} {'stages s':>9} {'report s':>9} {'CPU s':>7}"
     )
-    print(head + f" {'max RSS MB':>11} {'tree MB':>8}  summary")
+    print(head + f" {'tree CPU s':>10} {'max RSS MB':>11} {'tree MB':>8}  summary")
     for mode in args.modes.split(","):
         before = _load()
         r = measure(mode, work, args.workers)
@@ -188,7 +200,8 @@ def main() -> None:
             continue
         print(
             f"{mode:<8} {r['total']:8.1f} {r['inputs']:9.1f} {r['stages']:9.1f} "
-            f"{r['report']:9.1f} {r['cpu']:7.1f} {r['max_rss_mb']:11,.0f} {r['tree_mb']:8,.0f}  "
+            f"{r['report']:9.1f} {r['cpu']:7.1f} {r['tree_cpu']:10.1f} {r['max_rss_mb']:11,.0f} "
+            f"{r['tree_mb']:8,.0f}  "
             f"{str(r['summary_sha256'])[:16]}  findings {r['findings']:,}"
         )
         peaks = r["peaks"]

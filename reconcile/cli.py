@@ -348,7 +348,7 @@ def rules_pull(
     from datetime import date
 
     from reconcile.errors import InputError
-    from reconcile.pricing.pull import fetch_pricing, origin, rules_text, write_pulled
+    from reconcile.pricing.pull import fetch_pricing, rules_text, write_pulled
 
     try:
         url = base_url or load_settings().base_url
@@ -360,7 +360,8 @@ def rules_pull(
             raise InputError(
                 f"not a date like 2026-11-01: {effective_from!r}", field="--effective-from"
             ) from None
-        pulled = rules_text(fetch_pricing(url), origin(url), since)
+        prices, base = fetch_pricing(url)
+        pulled = rules_text(prices, base, since)
         write_pulled(out, pulled.text)
     except ReconcileError as exc:
         raise _fail(exc, Redactor([])) from None

@@ -66,7 +66,9 @@ class Settings(BaseSettings):
         default=None, description="--engine spark: spark.master (else spark-submit's, or local)"
     )
     spark_scratch: Path | None = Field(
-        default=None, description="--engine spark: where the logs go for the executors to read"
+        default=None,
+        description="--engine spark: where the day files of logs and ledger rows go for the "
+        "executors to read (shared storage on a cluster)",
     )
     timezone: str = "UTC"
     rules: Path = Path("rules/default.toml")

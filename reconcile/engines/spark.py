@@ -2,13 +2,17 @@
 
 The logs go to Spark as Parquet, one file per day: the snapshot's own day files when the run
 reads a snapshot stored that way (each log's day computed from its time), else written a day
-at a time to `scratch`, each row with its position in its day; on a cluster either must be
-storage every executor reads (HDFS, S3, NFS). The ledger's rows are routed to days on the
-driver (from the logs' ids and request ids only, as the local runner does) and shipped per
-day. `cogroup(...).applyInPandas` then hands each executor one day's logs and ledger rows as
-pandas frames, and runs the very stage code the local runner runs (`stage_partition`); the
-day's result comes back pickled and the driver combines the days exactly as the local runner
-does, so both runners give the same report.
+at a time to `scratch`, each row with its position in its day. The ledger's rows are routed to
+days on the driver (from the logs' ids and request ids only, as the local runner does) and
+written to `scratch` a day at a time, one file per day; Spark carries only each file's path.
+(The rows themselves, shipped in a DataFrame made of a Python list, travel inside the tasks:
+the driver's JVM serialises each task whole, and at 10M rows that ran its 2 GB heap out and
+killed Spark's scheduler thread, so the run hung before any task started.) On a cluster the
+snapshot and `scratch` must be storage every executor reads (HDFS, S3, NFS).
+`cogroup(...).applyInPandas` then hands each executor one day's logs and its ledger file's
+path, and runs the very stage code the local runner runs (`stage_partition`); a day with
+ledger rows and no logs is a group too. The day's result comes back pickled and the driver
+combines the days exactly as the local runner does, so both runners give the same report.
 
 Spark is imported only when this runner is chosen: `pyspark` is large and most runs never
 need it.
@@ -37,7 +41,7 @@ from reconcile.core.period import Period
 from reconcile.core.results import Ledger
 from reconcile.core.schema import LOG_COLUMNS, LOG_DTYPES, empty_logs
 from reconcile.engines.base import PartResult, Staged, combine, stage_partition
-from reconcile.engines.partition import partition
+from reconcile.engines.partition import Partitions, partition
 from reconcile.errors import InputError
 from reconcile.pricing.rules import Rules
 
@@ -64,11 +68,6 @@ class SparkRunner:
     ) -> Staged:
         period = store.period
         parts = partition(store, ledger, id_scheme)
-        ledgers = [
-            (i, pickle.dumps(parts.ledger(ledger, i)))
-            for i in range(store.days)
-            if ledger is not None and parts.has_rows(i)
-        ]
         raw, offsets = store, None
         if isinstance(store, UniqueIds):  # executors number their day's ids themselves
             raw = store.inner
@@ -76,12 +75,13 @@ class SparkRunner:
         job = _day_job(period, rules, parts.has_requests, id_scheme, offsets)
         files = snapshot_files(raw)
         with _scratch(self.scratch) as where, self._session() as spark:
+            ledgers = _write_ledgers(ledger, parts, store.days, where / "ledger")
             if files is None:
                 _write_days(raw, where / "logs")
                 days = spark.read.parquet(str(where / "logs"))
             else:  # the snapshot's own day files: each log's day from its time, as the store's
                 days = spark.read.parquet(*files).withColumn("part", _part_of(day_edges(period)))
-            books = spark.createDataFrame(ledgers or [], "part long, ledger binary")
+            books = spark.createDataFrame(ledgers, "part long, ledger string")
             out = (
                 days.groupBy("part")
                 .cogroup(books.groupBy("part"))
@@ -162,6 +162,33 @@ def _write_days(store: LogStore, where: Path) -> None:
         pq.write_table(table, where / f"part={i}" / "logs.parquet", row_group_size=1 << 18)
 
 
+def _write_ledgers(
+    ledger: Ledger | None, parts: Partitions, days: int, where: Path
+) -> list[tuple[int, str]]:
+    """(day, path) of each day's routed ledger rows, pickled to `where/part=<day>.pickle` one
+    day at a time (the driver holds the ledger once, not a second pickled copy of it)."""
+    if ledger is None:
+        return []
+    where.mkdir(parents=True)
+    written = []
+    for i in range(days):
+        if parts.has_rows(i):
+            path = where / f"part={i}.pickle"
+            with path.open("wb") as f:
+                pickle.dump(parts.ledger(ledger, i), f, protocol=pickle.HIGHEST_PROTOCOL)
+            written.append((i, str(path)))
+    return written
+
+
+def _read_ledger(books: pd.DataFrame) -> Ledger | None:
+    """The day's ledger rows, from the file `_write_ledgers` wrote (our own bytes)."""
+    if not len(books):
+        return None
+    with open(books["ledger"].iloc[0], "rb") as f:
+        ledger: Ledger = pickle.load(f)  # noqa: S301 - written by this run's driver
+    return ledger
+
+
 def _day_job(
     period: Period, rules: Rules, request_ids: bool, id_scheme: str, offsets: list[int] | None
 ) -> Any:
@@ -181,8 +208,7 @@ def _day_job(
             logs["row_key"] = days["row_key"].astype("string")
         if offsets is not None:
             logs = renumbered(logs, offsets[part] + 1)
-        ledger = pickle.loads(bytes(books["ledger"].iloc[0])) if len(books) else None  # noqa: S301
-        result = stage_partition(logs, ledger, period, rules, request_ids, id_scheme)
+        result = stage_partition(logs, _read_ledger(books), period, rules, request_ids, id_scheme)
         return pd.DataFrame({"part": [part], "payload": [pickle.dumps(result)]})
 
     return job

@@ -1,16 +1,15 @@
 """Which billing path a log took, which rule prices it, and the contract's terms for it.
 
 Rules: the best pattern in effect at the log's time (an exact name, then longer globs).
-Paths, first match wins: a task settlement (`other` has its amounts), a task submission
-(`is_task`, or multipliers in `content`), tiered billing (`billing_mode`/`matched_tier`),
-audio (`audio`/`ws`), an image (content "生成数量 n" on a per-call rule), per call, text.
-Tool and audio-input surcharges add to the per-call and text paths ("+tools"), and a
-(user group, using group) ratio is marked "+group_pair".
+Paths, first match wins, in `paths.registry.ROUTES` order: a task settlement (`other` has its
+amounts), a task submission (`is_task`, or multipliers in `content`), tiered billing
+(`billing_mode`/`matched_tier`), audio (`audio`/`ws`), an image (content "生成数量 n" on a
+per-call rule), per call, text. Tool and audio-input surcharges add to the per-call and text
+paths ("+tools"), and a (user group, using group) ratio is marked "+group_pair".
 """
 
 from __future__ import annotations
 
-from typing import Final
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -18,13 +17,18 @@ import numpy.typing as npt
 import pandas as pd
 
 from reconcile.pricing import paths
-from reconcile.pricing.paths import audio, call, task, text, tools
-from reconcile.pricing.paths.base import BadField, Charge, Priced, Row, Terms, Unpriceable
+from reconcile.pricing.paths import call, registry, text, tools
+from reconcile.pricing.paths.base import (
+    OTHER_BAD_FIELD,
+    BadField,
+    BillingPath,
+    Charge,
+    Priced,
+    Row,
+    Terms,
+    Unpriceable,
+)
 from reconcile.pricing.rules import ModelRule, Rules
-
-TIERED_MODES: Final = ("tiered_expr", "tiered")
-#: The `other` keys of the gateway's tiered billing (`route` reads them).
-TIER_KEYS: Final = ("billing_mode", "matched_tier")
 
 
 def assign_rules(
@@ -75,20 +79,13 @@ def terms_for(row: Row, rule: ModelRule, rules: Rules) -> Terms:
     return Terms(rule, ratio, rules.quota_per_unit)
 
 
-def route(row: Row, rule: ModelRule) -> str:
-    """The path a log takes under `rule`, first match wins (the module doc's order); TEXT
-    and PER_CALL may add surcharges. A tiered log under a rule with tiers is priced as text."""
-    if task.is_settlement(row):
-        return paths.TASK_SETTLE
-    if task.is_submission(row):
-        return paths.TASK_SUBMIT
-    if not rule.tiers and (row.text("billing_mode") in TIERED_MODES or "matched_tier" in row.other):
-        return paths.TIERED
-    if audio.is_audio(row):
-        return paths.AUDIO
-    if rule.per_call:
-        return paths.IMAGE if call.is_image(row.content) else paths.PER_CALL
-    return paths.TEXT
+def route(row: Row, rule: ModelRule) -> BillingPath:
+    """The path a log takes under `rule`: the first of `paths.registry.ROUTES` that takes it
+    (text takes every log). A tiered log under a rule with tiers is priced as text."""
+    for path in registry.ROUTES:
+        if path.takes is not None and path.takes(row, rule):
+            return path
+    raise AssertionError("the text path takes every log")
 
 
 def price(row: Row, terms: Terms) -> Priced:
@@ -96,7 +93,7 @@ def price(row: Row, terms: Terms) -> Priced:
     try:
         priced = _price(row, terms)
     except BadField as exc:
-        return Unpriceable(paths.UNKNOWN, "other_bad_field", str(exc))
+        return Unpriceable(paths.UNKNOWN, OTHER_BAD_FIELD, str(exc))
     if terms.pair and isinstance(priced, Charge):
         return priced.on(priced.path + "+" + paths.GROUP_PAIR)
     return priced
@@ -104,23 +101,10 @@ def price(row: Row, terms: Terms) -> Priced:
 
 def _price(row: Row, terms: Terms) -> Priced:
     rule = terms.rule
-    path = route(row, rule)
-    if path == paths.TASK_SETTLE:
-        return task.price_settlement(row)
-    if path == paths.TASK_SUBMIT:
-        return task.price_submission(row, terms)
-    if path == paths.TIERED:
-        matched = row.text("matched_tier")
-        return Unpriceable(
-            paths.TIERED,
-            "tiered_expr",
-            f"priced by the gateway's tiered billing expression (tier {matched or '?'}), "
-            "which the rules do not hold (give the rule tiers)",
-        )
-    if path == paths.AUDIO:
-        return audio.price_audio(row, terms)
-    if path == paths.IMAGE:
-        return call.price_image(row, terms)
+    taken = route(row, rule)
+    if taken.price is not None:
+        return taken.price(row, terms)
+    path = taken.name
     extra = tools.extras(row, terms, path)
     if isinstance(extra, Unpriceable):
         return extra
@@ -144,7 +128,7 @@ def _price(row: Row, terms: Terms) -> Priced:
         ):
             return Unpriceable(
                 priced.path,
-                "charged_without_tokens",
+                text.CHARGED_WITHOUT_TOKENS,
                 f"no tokens recorded, yet charged {row.quota:,} quota",
             )
     if extra.names and isinstance(priced, Charge):

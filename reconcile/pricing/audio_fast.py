@@ -26,17 +26,17 @@ import pyarrow as pa
 
 from reconcile.core.tolerance import within
 from reconcile.pricing import paths
-from reconcile.pricing.assign import TIER_KEYS
 from reconcile.pricing.fast import Combos
 from reconcile.pricing.other import key_pattern, mentions, read_table
-from reconcile.pricing.paths import audio, task
+from reconcile.pricing.paths import audio, registry
 from reconcile.pricing.quota import INT64_HEADROOM, Combo, places, round_div
 from reconcile.pricing.rules import Rules
 
 #: `other` that may say audio (paths.audio.is_audio); over-matching costs only a parse.
 AUDIO_OTHER: Final = key_pattern(audio.FLAGS) + r"\s*true"
 #: What `assign.route` tries before audio: a log with one of these is left to the row tier.
-_BEFORE: Final = key_pattern((*task.KEYS, *TIER_KEYS))
+_BEFORE: Final = key_pattern(k for p in registry.ahead_of(audio.AUDIO) for k in p.marks)
+_BEFORE_CONTENT: Final = "|".join(p.content for p in registry.ahead_of(audio.AUDIO) if p.content)
 SCHEMA: Final = pa.schema(
     [(k, pa.bool_()) for k in audio.FLAGS] + [(k, pa.float64()) for k in audio.KEYS]
 )
@@ -60,7 +60,7 @@ def price_audio_columns(
     )
     rows = mentions(frame["other"], rows, AUDIO_OTHER)
     rows = np.setdiff1d(rows, mentions(frame["other"], rows, _BEFORE))
-    rows = np.setdiff1d(rows, mentions(frame["content"], rows, task.PARAMS_AT))
+    rows = np.setdiff1d(rows, mentions(frame["content"], rows, _BEFORE_CONTENT))
     consts = [_constants(c, i in combos.paired, rules) for i, c in enumerate(combos.items)]
     known = np.array([c is not None for c in consts] or [False])
     rows = rows[known[combo[rows]]].astype(np.intp)

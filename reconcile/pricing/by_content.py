@@ -29,14 +29,14 @@ from reconcile.core.tolerance import within
 from reconcile.pricing.assign import price, terms_for
 from reconcile.pricing.fast import OFF_PATH
 from reconcile.pricing.other import UNREADABLE, OtherFields, key_pattern, mentions
-from reconcile.pricing.paths import call, task
+from reconcile.pricing.paths import call, registry, task
 from reconcile.pricing.paths.base import Charge, Row
 from reconcile.pricing.rowwise import read_other
 from reconcile.pricing.rules import Rules
 from reconcile.pricing.rules_paths import INT64_MAX
 
-#: `other` keys of a task settlement, which comes before a submission.
-SETTLE_OTHER: Final = key_pattern(task.SETTLE_KEYS)
+#: `other` keys of the paths tried before a submission (a task settlement).
+SETTLE_OTHER: Final = key_pattern(k for p in registry.ahead_of(task.SUBMIT) for k in p.marks)
 
 
 def candidates(

@@ -22,7 +22,6 @@ import numpy.typing as npt
 import pandas as pd
 
 from reconcile.core.tolerance import within
-from reconcile.pricing.assign import TIER_KEYS
 from reconcile.pricing.other import (
     COMMON_BOOLS,
     COMMON_FLOATS,
@@ -36,7 +35,8 @@ from reconcile.pricing.other import (
     matches,
     mentions,
 )
-from reconcile.pricing.paths import audio, call, task, text, tools
+from reconcile.pricing.paths import registry, tools
+from reconcile.pricing.paths.tiered import KEYS as TIER_KEYS
 from reconcile.pricing.quota import Combo, TokenColumns, quota_columns
 from reconcile.pricing.rules import ModelRule, Rules
 from reconcile.pricing.rules_paths import INT64_MAX, Tier
@@ -46,22 +46,12 @@ from reconcile.pricing.verdicts import MISMATCH, NOT_REPRICEABLE
 #: declare them, except those the one-pass reader reads; tiered billing's keys are added,
 #: which only a rule with tiers prices as text (`tiers_of`).
 _OWN: Final = (*COMMON_FLOATS, *COMMON_STRINGS, *COMMON_BOOLS)
-OFF_PATH_KEYS: Final = tuple(
-    k
-    for k in (
-        *task.KEYS,
-        *audio.FLAGS,
-        *tools.KEYS,
-        *(k for c in text.COMPONENTS for k in c.other_keys),
-        *text.SEMANTIC_KEYS,
-    )
-    if k not in _OWN
-)
+OFF_PATH_KEYS: Final = tuple(k for k in registry.MARKS if k not in (*_OWN, *TIER_KEYS))
 OFF_PATH: Final = key_pattern((*OFF_PATH_KEYS, *TIER_KEYS))
 _OFF_TIERS: Final = key_pattern(OFF_PATH_KEYS)
 _OFF_CALLS: Final = key_pattern(k for k in (*OFF_PATH_KEYS, *TIER_KEYS) if k not in tools.CALL_KEYS)
 #: `content` that marks another billing path: images (ImageHelper), tasks (LogTaskConsumption).
-CONTENT_MARKERS: Final = f"{call.IMAGE_MARKER}|{task.PARAMS_AT}"
+CONTENT_MARKERS: Final = registry.CONTENT_MARKS
 
 
 class Combos:

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import httpx
 
 from reconcile.core.atomic import atomic_write_text
 from reconcile.errors import GatewayError, InputError
 from reconcile.pricing.rules import Rules, glob_problem, parse_rules
+from reconcile.sources.engine import endpoint
 
 HEADER: Final = "# Pulled by `reconcile rules pull` from "
 ENDPOINT: Final = "/api/pricing"
@@ -52,30 +52,18 @@ class Pulled:
     skipped: list[str]  # models that could not be written, with why
 
 
-def origin(url: str) -> str:
-    """scheme://host[:port] of a URL: never its path, query or user info (InputError when it
-    is not an http(s) URL; the message never repeats the URL, which may hold a secret)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-    except ValueError:
-        raise InputError("not a valid URL", field="--base-url") from None
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ""
-    if parts.scheme not in ("http", "https") or not host:
-        raise InputError("not an http(s) URL with a host", field="--base-url")
-    return f"{parts.scheme}://{host}{port}"
+def fetch_pricing(
+    base_url: str, name: str = "--base-url", timeout: float = 30.0
+) -> tuple[dict[str, Any], str]:
+    """(GET {base_url}/api/pricing, the gateway's origin for the file's header).
 
-
-def fetch_pricing(base_url: str, timeout: float = 30.0) -> dict[str, Any]:
-    """GET {origin}/api/pricing; GatewayError (exit 3) when it cannot be read."""
-    where = origin(base_url) + ENDPOINT
+    The URL is checked as the log sources check it (`sources.engine.endpoint`: InputError,
+    exit 2, naming `name`); GatewayError (exit 3) when the list cannot be read. Messages name
+    the origin only: the URL's path could hold a secret."""
+    url, base = endpoint(base_url, ENDPOINT, name)
+    where = base + ENDPOINT
     try:
-        resp = httpx.get(where, timeout=timeout, headers={"Accept": "application/json"})
+        resp = httpx.get(url, timeout=timeout, headers={"Accept": "application/json"})
     except httpx.HTTPError as exc:
         raise GatewayError(f"{where}: cannot read the price list ({type(exc).__name__})") from None
     if resp.status_code != 200:
@@ -89,7 +77,7 @@ def fetch_pricing(base_url: str, timeout: float = 30.0) -> dict[str, Any]:
         raise GatewayError(f"{where}: the gateway refused: {str(message or 'no data')[:120]}")
     if not isinstance(body.get("data"), list):
         raise GatewayError(f"{where}: `data` is not a list of models")
-    return body
+    return body, base
 
 
 def rules_text(

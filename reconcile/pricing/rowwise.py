@@ -21,7 +21,7 @@ import numpy.typing as npt
 from reconcile.pricing import paths
 from reconcile.pricing.assign import price, terms_for
 from reconcile.pricing.explain import mismatch_cause
-from reconcile.pricing.paths.base import Row, Terms, Unpriceable
+from reconcile.pricing.paths.base import OTHER_UNREADABLE, Row, Terms, Unpriceable
 from reconcile.pricing.rules import Rules
 from reconcile.pricing.verdicts import MISMATCH, Verdict, judge
 
@@ -83,7 +83,7 @@ def _one(
             row.quota,
             Unpriceable(
                 paths.UNKNOWN,
-                "other_unreadable",
+                OTHER_UNREADABLE,
                 f"{problem}, so its cache tokens and usage semantics are unknown",
             ),
             rules.tolerance,

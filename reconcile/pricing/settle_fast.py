@@ -33,7 +33,7 @@ _SCHEMA: Final = pa.schema([(k, pa.int64()) for k in task.SETTLE_KEYS])
 _LIMIT: Final = 2**62
 #: The path and reason code of the logs `price_settlements` returns, as the row tier's.
 TASK: Final = paths.TASK_SETTLE
-SETTLED: Final = "task_settlement"
+SETTLED: Final = task.SETTLEMENT.code
 
 
 def price_settlements(

@@ -18,7 +18,14 @@ from typing import Final
 
 from reconcile.core.money import round_half_away
 from reconcile.core.tolerance import ToleranceLike, agrees
-from reconcile.pricing.paths.base import Charge, Priced
+from reconcile.pricing.paths.base import (
+    OTHER_BAD_FIELD,
+    OTHER_UNREADABLE,
+    QUOTA_BEYOND_64_BITS,
+    Charge,
+    Priced,
+)
+from reconcile.pricing.paths.text import USAGE_SEMANTICS_UNKNOWN
 from reconcile.pricing.rules_paths import INT64_MAX
 
 OK: Final = 0
@@ -29,8 +36,8 @@ STATUSES: Final = ("ok", "mismatch", "unpriced", "not_repriceable")
 
 #: Reason codes of not re-priceable logs that mean the gateway's own record is broken: a
 #: reviewer must look, so these findings are errors, not warnings.
-BROKEN_RECORD: Final = frozenset({"other_unreadable", "other_bad_field"})
-OVERFLOW: Final = "quota_beyond_64_bits"
+BROKEN_RECORD: Final = frozenset({OTHER_UNREADABLE.code, OTHER_BAD_FIELD.code})
+OVERFLOW: Final = QUOTA_BEYOND_64_BITS.code
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +56,7 @@ def _quota(exact: Decimal, floor_one: bool, rounding: str | None = None) -> int:
 
 def judge(charged: int, priced: Priced, tol: ToleranceLike) -> Verdict:
     if not isinstance(priced, Charge):
-        return Verdict(priced.path, NOT_REPRICEABLE, None, priced.reason, priced.code)
+        return Verdict(priced.path, NOT_REPRICEABLE, None, priced.detail, priced.code)
     expected = _quota(priced.exact, priced.floor_one)
     if abs(expected) > INT64_MAX:
         return Verdict(
@@ -69,7 +76,11 @@ def judge(charged: int, priced: Priced, tol: ToleranceLike) -> Verdict:
         if alt != expected and agrees(charged, alt, tol):
             if priced.alt_unsure:
                 return Verdict(
-                    priced.path, NOT_REPRICEABLE, None, priced.alt_cause, "usage_semantics_unknown"
+                    priced.path,
+                    NOT_REPRICEABLE,
+                    None,
+                    priced.alt_cause,
+                    USAGE_SEMANTICS_UNKNOWN.code,
                 )
             return Verdict(priced.path, MISMATCH, expected, priced.alt_cause, "gateway_defect")
     return Verdict(priced.path, MISMATCH, expected)

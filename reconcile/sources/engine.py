@@ -99,9 +99,14 @@ class Counts:
     other_types: int = 0
 
 
-def endpoint(base_url: str | None, path: str) -> tuple[httpx.URL, str]:
-    """(endpoint URL, scheme://host[:port] for the record); the URL is checked, never echoed."""
-    name = "RECONCILE_BASE_URL"
+def endpoint(
+    base_url: str | None, path: str, name: str = "RECONCILE_BASE_URL"
+) -> tuple[httpx.URL, str]:
+    """(endpoint URL, scheme://host[:port] for the record); the URL is checked, never echoed.
+
+    A gateway served under a path (https://host/newapi) keeps it: every endpoint, the log
+    pages and the price list alike, is read below it. `name`: the setting or option that gave
+    the URL, for the one-line error."""
     if not base_url or not base_url.strip():
         raise InputError("no gateway URL: set RECONCILE_BASE_URL", field=name)
     try:

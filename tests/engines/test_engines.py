@@ -167,6 +167,39 @@ def test_spark_local_mode_writes_the_local_runners_summary(
     assert on_spark == local
 
 
+def test_spark_judges_ledger_rows_of_days_without_logs_as_the_local_runner(
+    spark: Any, tmp_path: Path
+) -> None:
+    # executors read each day's ledger rows from the scratch directory: rows naming log 77
+    # and req-gone are routed to the 3rd and 4th, days with no logs; of the unreadable rows,
+    # one claims log 4 (the 12th) and one claims no log, so it is routed to no day at all
+    text = LEDGER + "4,,2026-10-12T09:00:00+08:00,consume,gpt-4o,oops\n"
+    text += "99,,2026-10-25T09:00:00+08:00,consume,gpt-4o,oops\n"
+    logs = make_logs(
+        [
+            {"id": 1, "created_at": "2026-10-01 23:59:50", "quota": 100, "request_id": "req-1"},
+            {"id": 2, "created_at": "2026-10-02 00:00:03", "quota": 200, "request_id": "req-2"},
+            {"id": 3, "created_at": "2026-10-31 23:59:59", "quota": 70, "request_id": "req-3"},
+            {"id": 4, "created_at": "2026-10-12 09:00:00", "quota": 5, "request_id": "req-4"},
+        ]
+    )
+    rules = fixture_rules()
+    ledger = load_ledger(write(tmp_path, "ledger.csv", text), rules, period().tz)
+    parts = partition(FrameStore(logs, period()), ledger)
+    assert [len(parts.rows[i]) for i in (2, 3)] == [2, 2]  # the 3rd and 4th: no logs
+    assert sum(len(u) for u in parts.unreadable) == 1 < len(ledger.unreadable)
+    local = LocalRunner(workers=1).stage(FrameStore(logs, period()), ledger, None, rules)
+    scratch = tmp_path / "scratch"
+    on_spark = SparkRunner(scratch=scratch).stage(FrameStore(logs, period()), ledger, None, rules)
+    a, b = finalize(local.frames, rules), finalize(on_spark.frames, rules)
+    pd.testing.assert_frame_equal(b, a)
+    cats = a.groupby("category", observed=True).size().to_dict()
+    assert cats["missing_in_logs"] == 2  # log 77 and req-gone, each judged once
+    assert cats["duplicate_ledger"] == 4
+    assert on_spark.aggregates == local.aggregates
+    assert list(scratch.iterdir()) == []  # the run's scratch files are gone
+
+
 NO_IDS = """created_at,type,model_name,quota
 2026-10-02T00:00:20+08:00,consume,gpt-4o,100
 2026-10-02T00:00:04+08:00,consume,gpt-4o,200

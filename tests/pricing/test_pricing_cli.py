@@ -158,3 +158,45 @@ def test_pull_never_echoes_a_url_that_may_hold_a_secret(tmp_path: Path) -> None:
         assert ran.code == 2, ran.stderr
         assert "s3cret" not in ran.stdout + ran.stderr
         assert "--base-url" in ran.stderr
+
+
+def test_pull_reads_a_gateway_served_under_a_path_as_the_log_sources_do(tmp_path: Path) -> None:
+    # Regression: `rules pull` kept only the URL's origin, so a gateway behind a path
+    # (https://host/newapi, which the log sources read) answered 404 and the pull failed.
+    import http.server
+    import threading
+
+    from reconcile.demo.pricing_api import demo_payload
+
+    body = json.dumps(demo_payload()).encode()
+    asked: list[str] = []
+
+    class Prefixed(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            found = self.path == "/newapi/api/pricing"
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body if found else b"{}")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Prefixed)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/newapi/"
+    try:
+        ran = run_cli("rules", "pull", "--base-url", url, "--out", tmp_path / "p.toml")
+        query = run_cli("rules", "pull", "--base-url", url + "?key=sk-s3cret", "--out",
+                        tmp_path / "q.toml")  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert ran.code == 0, ran.stderr
+    assert asked == ["/newapi/api/pricing"]
+    header = (tmp_path / "p.toml").read_text("utf-8").splitlines()[0]
+    assert header.startswith(f"# Pulled by `reconcile rules pull` from {url[:-8]}/api/pricing")
+    assert query.code == 2
+    assert "--base-url" in query.stderr
+    assert "s3cret" not in query.stderr

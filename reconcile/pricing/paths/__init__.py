@@ -2,7 +2,10 @@
 
 Each path reads a log (`base.Row`) and the contract's terms for it (`base.Terms`) and gives
 the contract's charge (`base.Charge`, an exact Decimal before rounding) or the reason it
-cannot be priced (`base.Unpriceable`). Which path a log takes: `reconcile.pricing.assign`.
+cannot be priced (`base.Unpriceable`). Which path a log takes: `reconcile.pricing.assign`,
+trying them in `paths.registry` order. Each path declares itself, its rule and `other` keys
+and its reasons once, in its module (`base.BillingPath`): see `registry` for what a new path
+adds.
 """
 
 from typing import Final
@@ -19,18 +22,3 @@ TOOLS: Final = "tools"
 TIERED: Final = "tiered"
 GROUP_PAIR: Final = "group_pair"
 UNKNOWN: Final = "unknown"
-#: Every path name, in the order the report lists them.
-PATHS: Final = (
-    TEXT,
-    CACHE,
-    CHAINED,
-    PER_CALL,
-    IMAGE,
-    TASK_SUBMIT,
-    TASK_SETTLE,
-    AUDIO,
-    TOOLS,
-    TIERED,
-    GROUP_PAIR,
-    UNKNOWN,
-)

@@ -15,13 +15,19 @@ from decimal import Decimal
 from typing import Final
 
 from reconcile.pricing import paths
-from reconcile.pricing.paths.base import Charge, Row, Terms, Unpriceable
+from reconcile.pricing.paths.base import BillingPath, Charge, Reason, Row, Terms, Unpriceable
 from reconcile.pricing.rules import ModelRule
 
 KEYS: Final = ("text_input", "text_output", "audio_input", "audio_output")
 KEYS_SET: Final = frozenset(KEYS)
 #: The `other` flags that send a log down this path (`ws`: realtime).
 FLAGS: Final = ("audio", "ws")
+TOKENS_MISSING: Final = Reason(
+    "audio_tokens_missing", "an audio log whose `other` does not split text and audio tokens"
+)
+RATIO_MISSING: Final = Reason(
+    "audio_ratio_missing", "audio tokens, and the rule has no audio_ratio"
+)
 
 
 def is_audio(row: Row) -> bool:
@@ -34,10 +40,10 @@ def price_audio(row: Row, terms: Terms) -> Charge | Unpriceable:
         exact = terms.call(rule.model_price)
         return Charge(paths.AUDIO, exact, truncates=True)
     if KEYS_SET.isdisjoint(row.other):
-        return Unpriceable(paths.AUDIO, "audio_tokens_missing", "audio tokens not split in `other`")
+        return Unpriceable(paths.AUDIO, TOKENS_MISSING, "audio tokens not split in `other`")
     if rule.audio_ratio is None:
         return Unpriceable(
-            paths.AUDIO, "audio_ratio_missing", "audio tokens need an audio_ratio in the rule"
+            paths.AUDIO, RATIO_MISSING, "audio tokens need an audio_ratio in the rule"
         )
     assert rule.model_ratio is not None
     counts = [row.count(k) for k in KEYS]
@@ -53,3 +59,19 @@ def ratios(rule: ModelRule) -> tuple[Decimal, Decimal, Decimal, Decimal]:
     out = rule.audio_completion_ratio
     audio_out = rule.audio_ratio * (Decimal(1) if out is None else out)
     return (Decimal(1), rule.completion_ratio, rule.audio_ratio, audio_out)
+
+
+AUDIO: Final = BillingPath(
+    paths.AUDIO,
+    rule_keys=(
+        "model_ratio",
+        "completion_ratio",
+        "audio_ratio",
+        "audio_completion_ratio",
+        "model_price",
+    ),
+    marks=FLAGS,
+    takes=lambda row, rule: is_audio(row),
+    price=price_audio,
+    reasons=(TOKENS_MISSING, RATIO_MISSING),
+)

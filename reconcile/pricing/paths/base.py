@@ -3,11 +3,18 @@
 Paths run row by row in exact Decimal arithmetic. They see only logs that are not plain text
 (or whose plain-text price disagreed), which are few; the common text path is vectorised in
 `reconcile.pricing.quota` and proven equal to `paths.text`.
+
+Each path module declares itself once as a `BillingPath` and each reason it cannot price a
+log as a `Reason` (code and the report's sentence), beside the code that gives it;
+`paths.registry` lists the paths in the order new-api tries them, and everything else (the
+route, the fast tier's key patterns, the report's sentences, docs/rules.md's table of codes)
+is read from those declarations. The reasons any path may give are declared here.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
@@ -120,12 +127,70 @@ class Charge:
 
 
 @dataclass(frozen=True, slots=True)
+class Reason:
+    """Why the rules cannot reproduce a charge: a short code (counted in the report) and one
+    sentence that holds for every log with that code and says what would make it checkable.
+
+    Declared once, at module level beside the code that gives it, so the report's sentence
+    and docs/rules.md cannot drift from the codes the paths give (`paths.registry`).
+    """
+
+    code: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Unpriceable:
-    """Why the rules cannot reproduce a log's charge: a short code (counted) and words."""
+    """A log the rules cannot price: why (a declared Reason) and this log's own words."""
 
     path: str
-    code: str
-    reason: str
+    why: Reason
+    detail: str
+
+    @property
+    def code(self) -> str:
+        return self.why.code
 
 
 Priced = Charge | Unpriceable
+
+#: Reasons any path may give: the log's record itself is broken, or too large.
+OTHER_UNREADABLE: Final = Reason(
+    "other_unreadable", "the log's `other` field is not valid JSON: its record is broken"
+)
+OTHER_BAD_FIELD: Final = Reason(
+    "other_bad_field", "a count in the log's `other` is not a whole number: its record is broken"
+)
+QUOTA_BEYOND_64_BITS: Final = Reason(
+    "quota_beyond_64_bits", "the quota or token counts are beyond the 64-bit range"
+)
+REASONS: Final = (OTHER_UNREADABLE, OTHER_BAD_FIELD, QUOTA_BEYOND_64_BITS)
+
+
+@dataclass(frozen=True)
+class BillingPath:
+    """A billing path, declared once in its module. What a new path declares:
+
+    - `name`: its label (`reconcile.pricing.paths`), shown in the `path` column;
+    - `rule_keys`: the [[model]] keys it prices with (each a ModelRule field);
+    - `marks`: the `other` keys whose presence sends a log down it or adds to its charge
+      (the vectorised text tier never settles a log showing one; the column tiers leave a
+      log showing a key of a path tried before theirs to the row tier);
+    - `content`: a regex of `content` that sends a log down it ("" if none);
+    - `takes`: whether a log under a rule takes it, asked in `registry.ROUTES` order (None:
+      not a path of its own but a surcharge added to the per-call and text paths);
+    - `price`: its exact Decimal charge (None: priced by tokens or per call, with surcharges,
+      in `assign`);
+    - `reasons`: every Reason its code may give.
+
+    Column (vectorised) tiers are not declared here: they are built on the stage's columns
+    and are proven equal to `price`, which stays the reference.
+    """
+
+    name: str
+    rule_keys: tuple[str, ...]
+    marks: tuple[str, ...] = ()
+    content: str = ""
+    takes: Callable[[Row, ModelRule], bool] | None = None
+    price: Callable[[Row, Terms], Priced] | None = None
+    reasons: tuple[Reason, ...] = ()

@@ -18,7 +18,8 @@ from decimal import Decimal
 from typing import Final
 
 from reconcile.pricing import paths
-from reconcile.pricing.paths.base import Charge, Row, Terms, Unpriceable
+from reconcile.pricing.paths.base import BillingPath, Charge, Reason, Row, Terms, Unpriceable
+from reconcile.pricing.rules import ModelRule
 
 _N: Final = re.compile(r"生成数量\s*(\d+)")
 _SIZE: Final = re.compile(r"大小\s*([^\s,，]+)")
@@ -26,6 +27,9 @@ _QUALITY: Final = re.compile(r"品质\s*([^\s,，]+)")
 #: What new-api writes when the request did not say (ImageHelper: quality "standard").
 DEFAULT_QUALITY: Final = ("standard", "auto", "")
 DEFAULT_SIZES: Final = ("1024x1024", "")
+SIZE_UNPRICED: Final = Reason(
+    "image_size_unpriced", "an image size or quality the rules' image_prices do not price"
+)
 
 
 #: What marks an image log's `content` (its image count n).
@@ -66,7 +70,7 @@ def price_image(row: Row, terms: Terms) -> Charge | Unpriceable:
         what = "/".join(x for x in (size, quality) if x)
         return Unpriceable(
             paths.IMAGE,
-            "image_size_unpriced",
+            SIZE_UNPRICED,
             f"an image of {what} which the rules' image_prices do not price",
         )
     if price is None:
@@ -78,3 +82,21 @@ def price_image(row: Row, terms: Terms) -> Charge | Unpriceable:
 def _logged_price_differs(row: Row, contract: Decimal) -> bool:
     logged = row.number("model_price")
     return logged is not None and logged > 0 and abs(logged - contract) > contract * Decimal("1e-9")
+
+
+def _takes_image(row: Row, rule: ModelRule) -> bool:
+    return rule.per_call and is_image(row.content)
+
+
+IMAGE: Final = BillingPath(
+    paths.IMAGE,
+    rule_keys=("model_price", "image_prices"),
+    content=IMAGE_MARKER,
+    takes=_takes_image,
+    price=price_image,
+    reasons=(SIZE_UNPRICED,),
+)
+#: Priced per call with surcharges added (`assign`), after every other path of a per-call rule.
+PER_CALL: Final = BillingPath(
+    paths.PER_CALL, rule_keys=("model_price",), takes=lambda row, rule: rule.per_call
+)

@@ -23,7 +23,15 @@ from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from typing import Final
 
 from reconcile.pricing import paths
-from reconcile.pricing.paths.base import Charge, Row, Terms, Unpriceable
+from reconcile.pricing.paths.base import (
+    BillingPath,
+    Charge,
+    Priced,
+    Reason,
+    Row,
+    Terms,
+    Unpriceable,
+)
 
 _PARAM: Final = re.compile(r"([A-Za-z_][\w-]*)\s*:\s*(-?\d+(?:\.\d+)?)")
 #: Where a submission's `content` lists its multipliers (a regex, also used on columns).
@@ -34,6 +42,24 @@ SETTLE_KEYS: Final = ("quota_delta", "actual_quota", "pre_consumed_quota", "pre_
 SUBMIT_FLAG: Final = "is_task"
 #: Every `other` key that sends a log down a task path.
 KEYS: Final = (*SETTLE_KEYS, SUBMIT_FLAG)
+PRICED_BY_TOKENS: Final = Reason(
+    "task_priced_by_tokens", "an async task priced by tokens, which the log does not record"
+)
+SECONDS_UNREADABLE: Final = Reason(
+    "task_seconds_unreadable", "an async task whose seconds in `content` are not a whole number"
+)
+RATIO_UNPRICED: Final = Reason(
+    "task_ratio_unpriced", "an async task multiplier the rules do not hold (task_ratios)"
+)
+RATIO_NOT_IN_CONTRACT: Final = Reason(
+    "task_ratio_not_in_contract", "an async task multiplier not among the rules' task_ratios"
+)
+SETTLEMENT: Final = Reason(
+    "task_settlement", "an async task's settlement: the actual quota is the upstream's measure"
+)
+SETTLEMENT_INCOMPLETE: Final = Reason(
+    "task_settlement_incomplete", "an async task's settlement without its amounts"
+)
 
 
 def is_settlement(row: Row) -> bool:
@@ -65,7 +91,7 @@ def price_submission(row: Row, terms: Terms) -> Charge | Unpriceable:
     if rule.model_price is None:
         return Unpriceable(
             paths.TASK_SUBMIT,
-            "task_priced_by_tokens",
+            PRICED_BY_TOKENS,
             "an async task priced by tokens; its tokens are not in the log",
         )
     price = rule.model_price
@@ -74,7 +100,7 @@ def price_submission(row: Row, terms: Terms) -> Charge | Unpriceable:
         if name == "seconds":
             if shown != shown.to_integral_value() or shown < 0:
                 return Unpriceable(
-                    paths.TASK_SUBMIT, "task_seconds_unreadable", f"seconds {shown} in content"
+                    paths.TASK_SUBMIT, SECONDS_UNREADABLE, f"seconds {shown} in content"
                 )
             if rule.task_price_per_second is not None:
                 price = rule.task_price_per_second
@@ -84,7 +110,7 @@ def price_submission(row: Row, terms: Terms) -> Charge | Unpriceable:
         if not table:
             return Unpriceable(
                 paths.TASK_SUBMIT,
-                "task_ratio_unpriced",
+                RATIO_UNPRICED,
                 f"the gateway applied a {name} multiplier of {shown} (task_ratios.{name} is "
                 "not in the rules)",
             )
@@ -93,7 +119,7 @@ def price_submission(row: Row, terms: Terms) -> Charge | Unpriceable:
             listed = ", ".join(f"{k} {v}" for k, v in table.items())
             return Unpriceable(
                 paths.TASK_SUBMIT,
-                "task_ratio_not_in_contract",
+                RATIO_NOT_IN_CONTRACT,
                 f"the gateway applied a {name} multiplier of {shown}; the rules list {listed}",
             )
         multiplier *= fits[0] if fits else next(iter(table.values()))
@@ -114,15 +140,13 @@ def price_settlement(row: Row) -> Charge | Unpriceable:
         expected = delta
     else:
         return Unpriceable(
-            paths.TASK_SETTLE, "task_settlement_incomplete", "a task settlement without its amounts"
+            paths.TASK_SETTLE, SETTLEMENT_INCOMPLETE, "a task settlement without its amounts"
         )
     if delta is not None and delta != expected:
         return Charge(paths.TASK_SETTLE, expected)
     if Decimal(row.quota) != expected:
         return Charge(paths.TASK_SETTLE, expected)
-    return Unpriceable(
-        paths.TASK_SETTLE, "task_settlement", settlement_reason(actual, pre, expected)
-    )
+    return Unpriceable(paths.TASK_SETTLE, SETTLEMENT, settlement_reason(actual, pre, expected))
 
 
 def settlement_reason(
@@ -137,3 +161,27 @@ def settlement_reason(
 
 def _q(d: Decimal | int | None) -> str:
     return "?" if d is None else f"{int(d):,}"
+
+
+def _settle(row: Row, terms: Terms) -> Priced:
+    return price_settlement(row)
+
+
+#: A settlement is tried first: it carries the task's flags and content as well.
+SETTLE: Final = BillingPath(
+    paths.TASK_SETTLE,
+    rule_keys=(),
+    marks=SETTLE_KEYS,
+    takes=lambda row, rule: is_settlement(row),
+    price=_settle,
+    reasons=(SETTLEMENT, SETTLEMENT_INCOMPLETE),
+)
+SUBMIT: Final = BillingPath(
+    paths.TASK_SUBMIT,
+    rule_keys=("model_price", "task_price_per_second", "task_ratios"),
+    marks=(SUBMIT_FLAG,),
+    content=PARAMS_AT,
+    takes=lambda row, rule: is_submission(row),
+    price=price_submission,
+    reasons=(PRICED_BY_TOKENS, SECONDS_UNREADABLE, RATIO_UNPRICED, RATIO_NOT_IN_CONTRACT),
+)

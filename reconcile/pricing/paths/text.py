@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from reconcile.pricing import paths
-from reconcile.pricing.paths.base import Charge, Row, Terms, Unpriceable
+from reconcile.pricing.paths.base import BillingPath, Charge, Reason, Row, Terms, Unpriceable
 from reconcile.pricing.rules import ModelRule
 from reconcile.pricing.rules_paths import Tier
 
@@ -45,6 +45,19 @@ ANTHROPIC_GUESS: Final = (
     "the charge fits Anthropic usage semantics (prompt_tokens without the {cache} cached "
     "tokens), as when usage is relayed from another new-api, not the OpenAI semantics the "
     "log implies; which one applied is not recorded"
+)
+#: Given by the verdict (`verdicts.judge`) when only `Charge.alt_unsure`'s arithmetic fits.
+USAGE_SEMANTICS_UNKNOWN: Final = Reason(
+    "usage_semantics_unknown",
+    "a charge only Anthropic usage semantics explain, while the log does not say which applied",
+)
+IMAGE_RATIO_MISSING: Final = Reason(
+    "image_ratio_missing", "image input tokens, and the rule has no image_ratio"
+)
+NEGATIVE_TOKENS: Final = Reason("negative_tokens", "negative token counts")
+#: Given by `assign`, which sees the surcharges too.
+CHARGED_WITHOUT_TOKENS: Final = Reason(
+    "charged_without_tokens", "charged although the log records no tokens"
 )
 
 
@@ -116,7 +129,9 @@ class Component:
     ratio: Callable[[Ratios], Decimal]
     count: Callable[[Usage], int]  # the Decimal path's token count
     vector: Callable[[Any], Vec]  # the same count over TokenColumns (quota.py)
-    missing: str = ""  # why a log cannot be priced when it has tokens and the rule no ratio
+    #: Why a log cannot be priced when it has such tokens and the rule no ratio, and this
+    #: log's words ({n}: its tokens).
+    missing: tuple[Reason, str] | None = None
 
 
 def _base(u: Usage) -> int:
@@ -166,7 +181,8 @@ COMPONENTS: Final = (
     ),
     Component(
         "image", "image_ratio", ("image_output",), lambda r: r.image or Decimal(0),
-        lambda u: u.image, lambda t: t.image, "{n} image input tokens need an image_ratio",
+        lambda u: u.image, lambda t: t.image,
+        (IMAGE_RATIO_MISSING, "{n} image input tokens need an image_ratio"),
     ),
     Component(
         "completion",
@@ -258,11 +274,10 @@ def price_text(
         usage = replace(usage, anthropic=True)
     for c in COMPONENTS:
         if c.missing and getattr(rule, c.rule_key) is None and c.count(usage):
-            return Unpriceable(
-                sem.path, f"{c.rule_key}_missing", c.missing.format(n=c.count(usage))
-            )
+            why, words = c.missing
+            return Unpriceable(sem.path, why, words.format(n=c.count(usage)))
     if row.prompt < 0 or row.completion < 0:
-        return Unpriceable(sem.path, "negative_tokens", "negative token counts")
+        return Unpriceable(sem.path, NEGATIVE_TOKENS, "negative token counts")
     ratios = Ratios.of(rule, tier)
     exact = text_exact(usage, ratios, terms.group_ratio) + extra
     if row.prompt + row.completion == 0 and extra == 0:
@@ -289,3 +304,13 @@ def pick_tier(rule: ModelRule, prompt_size: int) -> Tier | None:
         if tier.max_prompt_tokens is None or prompt_size <= tier.max_prompt_tokens:
             return tier
     return None
+
+
+#: Priced by tokens with surcharges added (`assign`): the path of every log no other takes.
+TEXT: Final = BillingPath(
+    paths.TEXT,
+    rule_keys=("model_ratio", *(c.rule_key for c in COMPONENTS if c.rule_key)),
+    marks=(*(k for c in COMPONENTS for k in c.other_keys), *SEMANTIC_KEYS),
+    takes=lambda row, rule: True,
+    reasons=(IMAGE_RATIO_MISSING, NEGATIVE_TOKENS, CHARGED_WITHOUT_TOKENS, USAGE_SEMANTICS_UNKNOWN),
+)

@@ -17,7 +17,17 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
 
-from reconcile.pricing.paths.base import MILLION, THOUSAND, BadField, Row, Terms, Unpriceable
+from reconcile.pricing import paths
+from reconcile.pricing.paths.base import (
+    MILLION,
+    THOUSAND,
+    BadField,
+    BillingPath,
+    Reason,
+    Row,
+    Terms,
+    Unpriceable,
+)
 
 #: Newer servers: a list of {name, count, price}.
 LIST_KEY: Final = "tool_surcharges"
@@ -44,6 +54,15 @@ _KEYS: Final = frozenset(k for flag, count, _ in FLAGS for k in (flag, count))
 CALL_KEYS: Final = (LIST_KEY, *sorted(_KEYS))
 _AUDIO_KEYS: Final = ("audio_input_seperate_price", "audio_input_token_count")
 KEYS: Final = (*CALL_KEYS, *_AUDIO_KEYS)
+PRICE_MISSING: Final = Reason(
+    "tool_price_missing",
+    "a tool surcharge (web search, file search, image generation call) the rules do not price "
+    "(tool_prices)",
+)
+AUDIO_INPUT_PRICE_MISSING: Final = Reason(
+    "audio_input_price_missing",
+    "audio input priced per 1M tokens, which the rules do not price (audio_input_price)",
+)
 
 
 def call_quota(price: Decimal, terms: Terms) -> Decimal:
@@ -88,8 +107,8 @@ def extras(row: Row, terms: Terms, path: str) -> Extras | Unpriceable:
         if price is None:
             s = "s" if n != 1 else ""
             return Unpriceable(
-                path + "+tools",
-                "tool_price_missing",
+                path + "+" + paths.TOOLS,
+                PRICE_MISSING,
                 f"a {name} surcharge ({n} call{s}) the rules do not price (tool_prices.{name})",
             )
         total += call_quota(price, terms) * n
@@ -101,8 +120,8 @@ def extras(row: Row, terms: Terms, path: str) -> Extras | Unpriceable:
         audio = row.count("audio_input_token_count")
         if rule.audio_input_price is None:
             return Unpriceable(
-                path + "+tools",
-                "audio_input_price_missing",
+                path + "+" + paths.TOOLS,
+                AUDIO_INPUT_PRICE_MISSING,
                 f"{audio} audio input tokens priced per 1M tokens, which the rules do not "
                 "price (audio_input_price)",
             )
@@ -111,3 +130,12 @@ def extras(row: Row, terms: Terms, path: str) -> Extras | Unpriceable:
     if not names:
         return NONE
     return Extras(total, audio, tuple(names))
+
+
+#: Not a path of its own: added to the per-call and text paths' charge before rounding.
+TOOLS: Final = BillingPath(
+    paths.TOOLS,
+    rule_keys=("tool_prices", "audio_input_price"),
+    marks=KEYS,
+    reasons=(PRICE_MISSING, AUDIO_INPUT_PRICE_MISSING),
+)
