@@ -46,7 +46,7 @@ from reconcile.pricing.fast import (
 )
 from reconcile.pricing.other import PARSED, UNREADABLE, OtherFields, parse_other, read_floats
 from reconcile.pricing.paths.base import Terms
-from reconcile.pricing.paths.text import ANTHROPIC_GUESS
+from reconcile.pricing.paths.text import ANTHROPIC_GUESS, USAGE_SEMANTICS_UNKNOWN
 from reconcile.pricing.quota import TokenColumns, price_one
 from reconcile.pricing.rowwise import inputs_of, price_rows
 from reconcile.pricing.rules import Rules, plain
@@ -298,7 +298,7 @@ def _explain_fast(
     out.path[d] = labels[np.where(per_call[d], 2, done.cached[d].astype(np.int64))]
     out.reasons[d & (done.status == OK) & (L.prompt + L.completion == 0)] = _NO_USAGE
     unsure = np.flatnonzero(d & (done.status == NOT_REPRICEABLE))
-    out.codes[unsure] = "usage_semantics_unknown"
+    out.codes[unsure] = USAGE_SEMANTICS_UNKNOWN.code
     for i in unsure:
         out.reasons[i] = ANTHROPIC_GUESS.format(cache=int(done.tokens.cache[i]))
     wrong = np.flatnonzero(d & (done.status == MISMATCH))

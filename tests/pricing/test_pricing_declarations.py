@@ -147,3 +147,19 @@ def test_every_declared_reason_is_one_some_log_gets_and_no_other() -> None:
     ]  # fmt: skip
     got = price_logs(frame(rows), rules(EVERY_REASON), SHANGHAI).not_repriceable_reasons
     assert got == dict.fromkeys(sorted(reasons.REASON_TEXT), 1)
+
+
+def test_library_code_names_reason_codes_by_their_declaration_only() -> None:
+    # a code written out as a string would outlive a rename of its declaration unnoticed;
+    # the paths declare the codes and read the gateway's own words (billing_mode "tiered_expr")
+    codes = {r.code for r in registry.REASONS}
+    for path in (ROOT / "reconcile" / "pricing").glob("*.py"):
+        tree = ast.parse(path.read_text("utf-8"))
+        declared = {
+            id(node.args[0])
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "Reason" and node.args
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and node.value in codes and id(node) not in declared:
+                raise AssertionError(f"{path}:{node.lineno}: use the declared Reason's .code")
