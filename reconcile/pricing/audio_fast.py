@@ -21,12 +21,11 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 import pyarrow as pa
 
 from reconcile.core.tolerance import within
 from reconcile.pricing import paths
-from reconcile.pricing.fast import Combos
+from reconcile.pricing.columns import LogColumns
 from reconcile.pricing.other import key_pattern, mentions, read_table
 from reconcile.pricing.paths import audio, registry
 from reconcile.pricing.quota import INT64_HEADROOM, Combo, places, round_div
@@ -43,21 +42,16 @@ SCHEMA: Final = pa.schema(
 
 
 def price_audio_columns(
-    rows: npt.NDArray[np.intp],
-    frame: pd.DataFrame,
-    quota: npt.NDArray[np.int64],
-    used: npt.NDArray[np.bool_],
-    combo: npt.NDArray[np.int64],
-    combos: Combos,
-    rules: Rules,
+    rows: npt.NDArray[np.intp], cols: LogColumns
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64], list[str]]:
     """(the rows of `rows` that are agreeing audio logs, their expected quota, their paths).
-    `used`: the log records tokens; `rows`: priced logs whose `other` is readable."""
+    `rows`: priced logs whose `other` is readable."""
     none: tuple[npt.NDArray[np.intp], npt.NDArray[np.int64], list[str]] = (
         rows[:0],
         np.zeros(0, dtype=np.int64),
         [],
     )
+    frame, combo, combos, rules = cols.frame, cols.combo, cols.combos, cols.rules
     rows = mentions(frame["other"], rows, AUDIO_OTHER)
     rows = np.setdiff1d(rows, mentions(frame["other"], rows, _BEFORE))
     rows = np.setdiff1d(rows, mentions(frame["content"], rows, _BEFORE_CONTENT))
@@ -83,10 +77,10 @@ def price_audio_columns(
     estimate = sum(p.astype(np.float64) for p in parts)
     fits = (estimate < INT64_HEADROOM) & (estimate * mult.astype(np.float64) < INT64_HEADROOM)
     total = np.where(fits, parts[0] + parts[1] + parts[2] + parts[3], 0)
-    use = used[rows] | (n.sum(axis=0) > 0)
+    use = cols.used[rows] | (n.sum(axis=0) > 0)
     want = np.where(use, round_div(total * mult, den), 0)
     want = np.where(use & (mult != 0) & (want <= 0), 1, want)  # floor_one
-    ok = fits & within(quota[rows], want, rules.tolerance)
+    ok = fits & within(cols.quota[rows], want, rules.tolerance)
     labels = [str(consts[c][6]) for c in combo[rows[ok]]]
     return rows[ok], want[ok], labels
 

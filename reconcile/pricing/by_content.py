@@ -27,12 +27,12 @@ import pandas as pd
 from reconcile.core.money import round_half_away
 from reconcile.core.tolerance import within
 from reconcile.pricing.assign import price, terms_for
+from reconcile.pricing.columns import LogColumns
 from reconcile.pricing.fast import OFF_PATH
 from reconcile.pricing.other import UNREADABLE, OtherFields, key_pattern, mentions
 from reconcile.pricing.paths import call, registry, task
 from reconcile.pricing.paths.base import Charge, Row
 from reconcile.pricing.rowwise import read_other
-from reconcile.pricing.rules import Rules
 from reconcile.pricing.rules_paths import INT64_MAX
 
 #: `other` keys of the paths tried before a submission (a task settlement).
@@ -57,13 +57,7 @@ def candidates(
 
 
 def price_by_content(
-    rows: npt.NDArray[np.intp],
-    frame: pd.DataFrame,
-    quota: npt.NDArray[np.int64],
-    combo: npt.NDArray[np.int64],
-    rule_idx: npt.NDArray[np.int64],
-    other: OtherFields,
-    rules: Rules,
+    rows: npt.NDArray[np.intp], cols: LogColumns
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64], list[str]]:
     """(the rows of `rows` whose charge agrees, their expected quota, their paths)."""
     done: list[npt.NDArray[np.intp]] = []
@@ -71,12 +65,13 @@ def price_by_content(
     labels: list[str] = []
     if not len(rows):
         return rows, np.zeros(0, dtype=np.int64), labels
+    floats = cols.other.floats
     keys = pd.DataFrame(
         {
-            "c": combo[rows],
-            "content": frame["content"].iloc[rows].to_numpy(dtype=object),
-            "price": other.floats["model_price"][rows],
-            "used": other.floats["user_group_ratio"][rows],
+            "c": cols.combo[rows],
+            "content": cols.frame["content"].iloc[rows].to_numpy(dtype=object),
+            "price": floats["model_price"][rows],
+            "used": floats["user_group_ratio"][rows],
         }
     )
     groups = keys.groupby(["c", "content", "price", "used"], sort=False, dropna=False).indices
@@ -84,17 +79,17 @@ def price_by_content(
         ctx.prec = 80  # as the row tier: every product of these magnitudes is exact
         for members in groups.values():
             at = rows[members]
-            charge = _charge(int(at[0]), frame, quota, rule_idx, rules)
+            charge = _charge(int(at[0]), cols)
             if charge is None:
                 continue
             want = round_half_away(charge.exact)
             low = int(charge.exact.to_integral_value(rounding=ROUND_FLOOR))
             if charge.floor_one or abs(want) > INT64_MAX or abs(low) > INT64_MAX:
                 continue  # rare: the row tier decides
-            q = quota[at]
-            agree = within(q, np.full(len(at), want, dtype=np.int64), rules.tolerance)
+            q, tolerance = cols.quota[at], cols.rules.tolerance
+            agree = within(q, np.full(len(at), want, dtype=np.int64), tolerance)
             if charge.truncates:
-                agree |= within(q, np.full(len(at), low, dtype=np.int64), rules.tolerance)
+                agree |= within(q, np.full(len(at), low, dtype=np.int64), tolerance)
             ok = at[agree]
             done.append(ok)
             expected.append(np.full(len(ok), want, dtype=np.int64))
@@ -104,20 +99,14 @@ def price_by_content(
     return np.concatenate(done), np.concatenate(expected), labels
 
 
-def _charge(
-    i: int,
-    frame: pd.DataFrame,
-    quota: npt.NDArray[np.int64],
-    rule_idx: npt.NDArray[np.int64],
-    rules: Rules,
-) -> Charge | None:
+def _charge(i: int, cols: LogColumns) -> Charge | None:
     """The charge of log `i` along its path, as the row tier computes it (None: not a charge)."""
-    obj, problem = read_other(_text(frame["other"].iloc[i]))
+    obj, problem = read_other(_text(cols.frame["other"].iloc[i]))
     if problem:
         return None
-    log = frame.iloc[i]
+    log = cols.frame.iloc[i]
     row = Row(
-        quota=int(quota[i]),
+        quota=int(cols.quota[i]),
         prompt=0,
         completion=0,
         model=str(log["model_name"]),
@@ -125,8 +114,8 @@ def _charge(
         content=_text(log["content"]) or "",
         other=obj,
     )
-    rule = rules.models[int(rule_idx[i])]
-    priced = price(row, terms_for(row, rule, rules))
+    rule = cols.rules.models[int(cols.rule_idx[i])]
+    priced = price(row, terms_for(row, rule, cols.rules))
     return priced if isinstance(priced, Charge) else None
 
 

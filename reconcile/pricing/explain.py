@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from reconcile.core import schema
 from reconcile.core.tolerance import abs_diff
+from reconcile.pricing.columns import Logs, Outcome
 from reconcile.pricing.paths.base import Row, Terms
 from reconcile.pricing.rules import ModelRule, Rules, plain
 from reconcile.pricing.verdicts import MISMATCH, NOT_REPRICEABLE, STATUSES, UNPRICED
@@ -269,24 +270,15 @@ def _explain(
     return join("cannot re-price: ", reason, "; charged ", q, " quota")
 
 
-def findings(
-    frame: pd.DataFrame,
-    ids: npt.NDArray[np.int64],
-    ts: npt.NDArray[np.int64],
-    charged_all: npt.NDArray[np.int64],
-    status_all: npt.NDArray[np.int8],
-    expected_all: npt.NDArray[np.int64],
-    has_expected: npt.NDArray[np.bool_],
-    reasons: npt.NDArray[np.object_],
-    errors: npt.NDArray[np.bool_],
-    tz: ZoneInfo,
-    path: npt.NDArray[np.object_] | None = None,
-) -> pd.DataFrame:
+def findings(logs: Logs, out: Outcome, errors: npt.NDArray[np.bool_], tz: ZoneInfo) -> pd.DataFrame:
     """One finding per log that is not ok; explanations built a column at a time.
 
     `errors`: not re-priceable logs whose own record is broken, raised to severity error.
-    `path`: each log's billing path (None: none), shown on its finding.
+    Each finding shows its log's billing path (`out.path`; None: none).
     """
+    frame, ids, ts, charged_all = logs.frame, logs.ids, logs.ts, logs.quota
+    status_all, has_expected = out.status, out.has_expected
+    expected_all = np.where(has_expected, out.expected, 0)
     rows = np.flatnonzero(status_all != 0)
     if not len(rows):
         return schema.empty_findings()
@@ -299,7 +291,7 @@ def findings(
         is_mismatch, _saturated_abs(charged, expected), _saturated_abs(charged, 0 * charged)
     )
 
-    why = reasons[rows]
+    why = out.reasons[rows]
     # four wordings: each built on its own rows, then put back in order
     kind = np.where(is_mismatch, np.where(diff != 0, 0, 1), np.where(status == UNPRICED, 2, 3))
     order = np.argsort(kind, kind="stable")
@@ -332,7 +324,7 @@ def findings(
             "diff_quota": at_stake,
             "explanation": _arrow_strings(explanation),
         }
-        | ({} if path is None else {"path": _blank_na(coded(path[rows]))})
+        | {"path": _blank_na(coded(out.path[rows]))}
     )
 
 

@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from reconcile.pricing import paths
 from reconcile.pricing.assign import price, terms_for
+from reconcile.pricing.columns import LogColumns
 from reconcile.pricing.explain import mismatch_cause
 from reconcile.pricing.paths.base import OTHER_UNREADABLE, Row, Terms, Unpriceable
 from reconcile.pricing.rules import Rules
@@ -101,20 +102,16 @@ def _one(
 
 
 def inputs_of(
-    rows: npt.NDArray[np.intp],
-    quota: npt.NDArray[np.int64],
-    prompt: npt.NDArray[np.int64],
-    completion: npt.NDArray[np.int64],
-    texts: dict[str, list[Any]],
-    rule_idx: npt.NDArray[np.int64],
+    rows: npt.NDArray[np.intp], cols: LogColumns, texts: dict[str, list[Any]]
 ) -> RowInputs:
+    """The inputs of `rows`: their numbers from `cols`, their `texts` (aligned with `rows`)."""
     return RowInputs(
-        quota=quota[rows].tolist(),
-        prompt=prompt[rows].tolist(),
-        completion=completion[rows].tolist(),
+        quota=cols.quota[rows].tolist(),
+        prompt=cols.prompt[rows].tolist(),
+        completion=cols.completion[rows].tolist(),
         model=texts["model"],
         group=texts["group"],
         content=texts["content"],
         other=texts["other"],
-        rule_idx=rule_idx[rows].tolist(),
+        rule_idx=cols.rule_idx[rows].tolist(),
     )

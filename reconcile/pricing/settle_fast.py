@@ -20,12 +20,12 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 import pyarrow as pa
 
 from reconcile.pricing import paths
 from reconcile.pricing.by_content import SETTLE_OTHER
-from reconcile.pricing.other import PARSED, OtherFields, mentions, read_table
+from reconcile.pricing.columns import LogColumns
+from reconcile.pricing.other import PARSED, mentions, read_table
 from reconcile.pricing.paths import task
 
 _SCHEMA: Final = pa.schema([(k, pa.int64()) for k in task.SETTLE_KEYS])
@@ -37,16 +37,14 @@ SETTLED: Final = task.SETTLEMENT.code
 
 
 def price_settlements(
-    rows: npt.NDArray[np.intp],
-    other_text: pd.Series,
-    quota: npt.NDArray[np.int64],
-    other: OtherFields,
+    rows: npt.NDArray[np.intp], cols: LogColumns
 ) -> tuple[npt.NDArray[np.intp], list[str]]:
     """(the logs among `rows` that are consistent task settlements, the reason of each).
 
     `rows` are logs left to the row tier (each with a rule); the logs returned are not
     re-priceable, path TASK, code SETTLED."""
-    rows = rows[other.state[rows] == PARSED]
+    other_text = cols.frame["other"]
+    rows = rows[cols.other.state[rows] == PARSED]
     rows = mentions(other_text, rows, SETTLE_OTHER)
     table, read = read_table(other_text, rows, _SCHEMA)
     if table is None:
@@ -63,7 +61,7 @@ def price_settlements(
     pair = has["actual_quota"] & has_pre
     delta = val["quota_delta"]
     expected = np.where(pair, val["actual_quota"] - pre, delta)
-    consistent = small & (pair | has["quota_delta"]) & (quota[at] == expected)
+    consistent = small & (pair | has["quota_delta"]) & (cols.quota[at] == expected)
     consistent &= ~has["quota_delta"] | (delta == expected)
     keep = np.flatnonzero(consistent)
     actual = val["actual_quota"][keep].tolist()

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -28,13 +27,13 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from reconcile.core import schema
 from reconcile.core.money import exact_sum
 from reconcile.core.results import Pricing
 from reconcile.pricing import explain, paths
 from reconcile.pricing.assign import assign_rules
 from reconcile.pricing.audio_fast import price_audio_columns
 from reconcile.pricing.by_content import candidates, price_by_content
+from reconcile.pricing.columns import LogColumns, Logs, Outcome
 from reconcile.pricing.fast import (
     Combos,
     FastResult,
@@ -90,75 +89,9 @@ SMALL_PRICE_TOKENS: Final = 1000
 _NO_USAGE: Final = "no tokens reported: the gateway charges nothing"
 
 
-@dataclass
-class _Logs:
-    """The consume logs as plain numpy columns (and the frame, for text columns)."""
-
-    frame: pd.DataFrame
-    ids: npt.NDArray[np.int64]
-    ts: npt.NDArray[np.int64]
-    quota: npt.NDArray[np.int64]
-    prompt: npt.NDArray[np.int64]
-    completion: npt.NDArray[np.int64]
-    model: pd.Series
-    group: pd.Series
-    #: A number that int64 cannot hold (a quota of 2**63 or more): not re-priceable.
-    huge: npt.NDArray[np.bool_]
-
-    @classmethod
-    def read(cls, logs: pd.DataFrame) -> _Logs:
-        types = _int64(logs["type"])[0]
-        frame = logs.loc[types == schema.CONSUME].reset_index(drop=True)
-        huge = np.zeros(len(frame), dtype=bool)
-
-        def ints(col: str) -> npt.NDArray[np.int64]:
-            values, beyond = _int64(frame[col])
-            huge[beyond] = True
-            return values
-
-        return cls(
-            frame=frame,
-            ids=ints("id"),
-            ts=ints("created_at"),
-            quota=ints("quota"),
-            prompt=ints("prompt_tokens"),
-            completion=ints("completion_tokens"),
-            model=frame["model_name"].astype("string").fillna(""),
-            group=frame["group"].astype("string").fillna(""),
-            huge=huge,
-        )
-
-
-def _int64(column: pd.Series) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
-    """A column as int64 (missing: 0), and where a value does not fit (then 0)."""
-    try:
-        values: npt.NDArray[np.int64] = column.to_numpy(dtype=np.int64, na_value=0)
-        return values, np.zeros(len(column), dtype=bool)
-    except (OverflowError, ValueError, TypeError):
-        exact = [0 if v is None or v is pd.NA or v != v else int(v) for v in column.tolist()]
-        beyond = np.array([not -(2**63) < v < 2**63 for v in exact], dtype=bool)
-        fitted = [0 if b else v for v, b in zip(exact, beyond.tolist(), strict=True)]
-        return np.array(fitted, dtype=np.int64), beyond
-
-
-@dataclass
-class _Outcome:
-    """Per-log results, aligned with the consume logs."""
-
-    rule_idx: npt.NDArray[np.int64]
-    combo: npt.NDArray[np.int64]
-    status: npt.NDArray[np.int8]
-    expected: npt.NDArray[np.int64]
-    has_expected: npt.NDArray[np.bool_]
-    reasons: npt.NDArray[np.object_]
-    codes: npt.NDArray[np.object_]
-    path: npt.NDArray[np.object_]
-    lifted: npt.NDArray[np.bool_]
-
-
 def price_logs(logs: pd.DataFrame, rules: Rules, tz: ZoneInfo) -> Pricing:
     """Re-price every consume log (type 2) of `logs` (schema.LOG_DTYPES) under `rules`."""
-    L = _Logs.read(logs)
+    L = Logs.read(logs)
     with ThreadPoolExecutor(max_workers=1) as pool:
         # the JSON reader releases the GIL: what needs only the logs' columns runs meanwhile
         reading = pool.submit(parse_other, L.frame["other"], bool(rules.group_pairs))
@@ -171,21 +104,7 @@ def price_logs(logs: pd.DataFrame, rules: Rules, tz: ZoneInfo) -> Pricing:
         unsure = np.flatnonzero(out.status == NOT_REPRICEABLE)
         broken = np.zeros(len(L.ids), dtype=bool)
         broken[unsure] = np.isin(out.codes[unsure], list(BROKEN_RECORD))
-        expected = np.where(out.has_expected, out.expected, 0)
-        finding = pool.submit(
-            explain.findings,
-            L.frame,
-            L.ids,
-            L.ts,
-            L.quota,
-            out.status,
-            expected,
-            out.has_expected,
-            out.reasons,
-            broken,
-            tz,
-            out.path,
-        )
+        finding = pool.submit(explain.findings, L, out, broken, tz)
         priced = _priced_frame(L, out, combos, tokens, other.floats, by_rule.result())
         reasons = Counter(out.codes[unsure].tolist())
         return Pricing(
@@ -198,14 +117,14 @@ def price_logs(logs: pd.DataFrame, rules: Rules, tz: ZoneInfo) -> Pricing:
 
 
 def _price(
-    L: _Logs,
+    L: Logs,
     rules: Rules,
     tz: ZoneInfo,
     rule_idx: npt.NDArray[np.int64],
     has_candidates: npt.NDArray[np.bool_],
     marks: tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]],
     other: OtherFields,
-) -> tuple[_Outcome, Combos, TokenColumns]:
+) -> tuple[Outcome, Combos, TokenColumns]:
     """Every log's verdict, tier by tier (the module doc), from the columns read."""
     n = len(L.ids)
     tokens, bad_tokens = tokens_of(L.prompt, L.completion, other)
@@ -213,14 +132,12 @@ def _price(
     pair = combos.pair_index(L.group, other.floats["user_group_ratio"], rule_idx >= 0)
     tier = tiers_of(rules, rule_idx, tokens)
     combo = combos.codes(rule_idx, L.group, pair, tier)
+    cols = LogColumns.of(L, rule_idx, combo, combos, other)
     # charged without tokens, or negative counts: the row-wise paths say why
     odd = ((L.prompt + L.completion == 0) & (L.quota != 0)) | (L.prompt < 0) | (L.completion < 0)
     odd |= L.huge
     routes = fast_rows(L.frame, other, rule_idx, bad_tokens, rules, odd, marks)
-    used = L.prompt + L.completion > 0
-    tooled, extra, named = surcharge_columns(
-        L.frame["other"], routes.tools, used, combo, combos, rules.quota_per_unit
-    )
+    tooled, extra, named = surcharge_columns(routes.tools, cols)
     routes.fast[tooled] = True
     said = (other.semantic != 0) | other.bools["claude"]
     done = price_fast(
@@ -235,7 +152,7 @@ def _price(
 
     priced = rule_idx >= 0
     decided = done.decided
-    out = _Outcome(
+    out = Outcome(
         rule_idx=rule_idx,
         combo=combo,
         status=np.where(priced, OK, UNPRICED).astype(np.int8),
@@ -247,7 +164,7 @@ def _price(
         lifted=done.lifted & decided & (done.status == OK),
     )
     out.status[decided] = done.status[decided]
-    _explain_fast(L, out, done, combos, rules, other, per_call)
+    _explain_fast(out, done, cols, per_call)
     out.path[decided & (tier > 0)] = paths.TIERED
     surcharged = tooled[named & decided[tooled]]
     out.path[surcharged] = [f"{p}+{paths.TOOLS}" for p in out.path[surcharged]]
@@ -256,17 +173,17 @@ def _price(
     rest = np.flatnonzero(priced & ~decided & ~L.huge)
     grouped = candidates(rest, L.frame, other, per_call, tier)
     read_floats(L.frame["other"], grouped, other)  # their logged model_price groups them
-    ok, want, labels = price_by_content(grouped, L.frame, L.quota, combo, rule_idx, other, rules)
+    ok, want, labels = price_by_content(grouped, cols)
     out.expected[ok], out.has_expected[ok], out.path[ok] = want, True, labels
     rest = np.setdiff1d(rest, ok).astype(np.intp)
     readable = rest[other.state[rest] != UNREADABLE]
-    ok, want, labels = price_audio_columns(readable, L.frame, L.quota, used, combo, combos, rules)
+    ok, want, labels = price_audio_columns(readable, cols)
     out.expected[ok], out.has_expected[ok], out.path[ok] = want, True, labels
     rest = np.setdiff1d(rest, ok).astype(np.intp)
-    settled, words = price_settlements(rest, L.frame["other"], L.quota, other)
+    settled, words = price_settlements(rest, cols)
     out.status[settled], out.path[settled], out.codes[settled] = NOT_REPRICEABLE, TASK, SETTLED
     out.reasons[settled] = words
-    _price_rest(L, np.setdiff1d(rest, settled).astype(np.intp), out, rules)
+    _price_rest(L, np.setdiff1d(rest, settled).astype(np.intp), out, cols)
     huge = np.flatnonzero(L.huge)
     out.status[huge], out.has_expected[huge], out.codes[huge] = NOT_REPRICEABLE, False, OVERFLOW
     out.reasons[huge] = "the log's quota or token counts are beyond the 64-bit range"
@@ -284,28 +201,24 @@ def _price(
 
 
 def _explain_fast(
-    L: _Logs,
-    out: _Outcome,
-    done: FastResult,
-    combos: Combos,
-    rules: Rules,
-    other: OtherFields,
-    per_call: npt.NDArray[np.bool_],
+    out: Outcome, done: FastResult, cols: LogColumns, per_call: npt.NDArray[np.bool_]
 ) -> None:
     """Paths, and the reasons of the fast path's findings (worded once per distinct case)."""
     d = done.decided
     labels = np.array([paths.TEXT, paths.CACHE, paths.PER_CALL], dtype=object)
     out.path[d] = labels[np.where(per_call[d], 2, done.cached[d].astype(np.int64))]
-    out.reasons[d & (done.status == OK) & (L.prompt + L.completion == 0)] = _NO_USAGE
+    out.reasons[d & (done.status == OK) & (cols.prompt + cols.completion == 0)] = _NO_USAGE
     unsure = np.flatnonzero(d & (done.status == NOT_REPRICEABLE))
     out.codes[unsure] = USAGE_SEMANTICS_UNKNOWN.code
     for i in unsure:
         out.reasons[i] = ANTHROPIC_GUESS.format(cache=int(done.tokens.cache[i]))
     wrong = np.flatnonzero(d & (done.status == MISMATCH))
     if len(wrong):
-        read_floats(L.frame["other"], wrong, other)
+        other, combos = cols.other, cols.combos
+        read_floats(cols.frame["other"], wrong, other)
+        qpu = cols.rules.quota_per_unit
         terms = [
-            (Terms(c.rule, c.group_ratio, rules.quota_per_unit, i in combos.paired), c.group)
+            (Terms(c.rule, c.group_ratio, qpu, i in combos.paired), c.group)
             for i, c in enumerate(combos.items)
         ]
         t = done.tokens
@@ -315,7 +228,7 @@ def _explain_fast(
         )
 
 
-def _price_rest(L: _Logs, rows: npt.NDArray[np.intp], out: _Outcome, rules: Rules) -> None:
+def _price_rest(L: Logs, rows: npt.NDArray[np.intp], out: Outcome, cols: LogColumns) -> None:
     """Price `rows` one by one along their paths and record their verdicts."""
     if not len(rows):
         return
@@ -331,9 +244,7 @@ def _price_rest(L: _Logs, rows: npt.NDArray[np.intp], out: _Outcome, rules: Rule
         "content": [v or "" for v in texts("content")],
         "other": texts("other"),
     }
-    verdicts = price_rows(
-        inputs_of(rows, L.quota, L.prompt, L.completion, columns, out.rule_idx), rules
-    )
+    verdicts = price_rows(inputs_of(rows, cols, columns), cols.rules)
     for i, v in zip(rows.tolist(), verdicts, strict=True):
         out.status[i] = v.status
         out.path[i] = v.path
@@ -345,8 +256,8 @@ def _price_rest(L: _Logs, rows: npt.NDArray[np.intp], out: _Outcome, rules: Rule
 
 
 def _priced_frame(
-    L: _Logs,
-    out: _Outcome,
+    L: Logs,
+    out: Outcome,
     combos: Combos,
     tokens: TokenColumns,
     floats: dict[str, npt.NDArray[np.float64]],
@@ -373,9 +284,7 @@ def _priced_frame(
     return pd.DataFrame({k: columns[k] for k in PRICED_DTYPES}, copy=False)
 
 
-def _warnings(
-    L: _Logs, out: _Outcome, broken: int, rules: Rules, reasons: Counter[Any]
-) -> list[str]:
+def _warnings(L: Logs, out: Outcome, broken: int, rules: Rules, reasons: Counter[Any]) -> list[str]:
     warnings: list[str] = []
     hidden = out.lifted & (L.prompt + L.completion >= SMALL_PRICE_TOKENS)
     if hidden.any():

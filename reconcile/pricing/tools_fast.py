@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reconcile.pricing.fast import Combos
+from reconcile.pricing.columns import LogColumns
 from reconcile.pricing.other import read_table
 from reconcile.pricing.paths import tools
 from reconcile.pricing.paths.base import Terms
@@ -39,33 +39,25 @@ SCHEMA: Final = pa.schema(
 
 
 def surcharge_columns(
-    other: pd.Series,
-    rows: npt.NDArray[np.intp],
-    used: npt.NDArray[np.bool_],
-    combo: npt.NDArray[np.int64],
-    combos: Combos,
-    quota_per_unit: Decimal,
+    rows: npt.NDArray[np.intp], cols: LogColumns
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
     """(the rows of `rows` whose surcharges are read exactly, every log's surcharge scaled by
     its combo's den (0 elsewhere), whether each taken row has any). `rows`: token-priced text
-    logs with tool calls; `used`: the log records tokens (a surcharge alone is the row tier's)."""
-    extra = np.zeros(len(combo), dtype=np.int64)
-    taken, scaled, named = _surcharges(other, rows[used[rows]], combo, combos, quota_per_unit)
+    logs with tool calls; those without tokens (a surcharge alone) are the row tier's."""
+    extra = np.zeros(len(cols.combo), dtype=np.int64)
+    taken, scaled, named = _surcharges(rows[cols.used[rows]], cols)
     extra[taken] = scaled
     return taken, extra, named
 
 
 def _surcharges(
-    other: pd.Series,
-    rows: npt.NDArray[np.intp],
-    combo: npt.NDArray[np.int64],
-    combos: Combos,
-    quota_per_unit: Decimal,
+    rows: npt.NDArray[np.intp], cols: LogColumns
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
     none = (rows[:0], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool))
-    items, paired = combos.items, combos.paired
+    combo, items, paired = cols.combo, cols.combos.items, cols.combos.paired
+    quota_per_unit = cols.rules.quota_per_unit
     rows = rows[combo[rows] >= 0]
-    table, read = read_table(other, rows, SCHEMA)
+    table, read = read_table(cols.frame["other"], rows, SCHEMA)
     if table is None or not len(read):
         return none
     rows = rows[read]

@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 from pricing_helpers import SHANGHAI, frame, log, other, rules
 
+from reconcile.pricing.columns import LogColumns, Logs
+from reconcile.pricing.fast import Combos
 from reconcile.pricing.other import parse_other
 from reconcile.pricing.rowwise import RowInputs, price_rows
 from reconcile.pricing.settle_fast import price_settlements
@@ -102,6 +104,16 @@ def reference(rows: list[dict[str, Any]]) -> list[tuple[str, str, str, str, Any]
     return out
 
 
+def columns(logs: pd.DataFrame) -> LogColumns:
+    """The consume logs' columns, as the stage passes them (no rule cases: settlements need
+    none)."""
+    consume = Logs.read(logs)
+    none = np.full(len(consume.ids), -1, dtype=np.int64)
+    return LogColumns.of(
+        consume, none, none, Combos(rules(RULES)), parse_other(consume.frame["other"])
+    )
+
+
 def staged(rows: list[dict[str, Any]]) -> list[tuple[str, str, str, str, Any]]:
     p = price_logs(frame(rows), rules(RULES), SHANGHAI).priced
     cols = [p[c].tolist() for c in ("status", "path", "reason", "reason_code", "expected_quota")]
@@ -112,11 +124,7 @@ def staged(rows: list[dict[str, Any]]) -> list[tuple[str, str, str, str, Any]]:
 
 def test_whole_amounts_are_settled_in_columns_exactly_where_consistent() -> None:
     rows = [r for r, _ in WHOLE.values()]
-    logs = frame(rows)
-    text = logs["other"]
-    got, words = price_settlements(
-        np.arange(len(rows)), text, logs["quota"].to_numpy(), parse_other(text)
-    )
+    got, words = price_settlements(np.arange(len(rows)), columns(frame(rows)))
     assert [list(WHOLE)[i] for i in got] == [k for k, (_, s) in WHOLE.items() if s]
     want = reference([rows[i] for i in got])
     assert words == [w[2] for w in want]
@@ -132,9 +140,6 @@ def test_the_stage_gives_the_row_tiers_verdicts_on_whole_amounts() -> None:
 def test_amounts_the_reader_refuses_are_left_to_the_row_tier(name: str) -> None:
     odd = REFUSED[name]
     rows = [WHOLE["consistent"][0], odd, WHOLE["delta only"][0]]
-    logs = frame(rows)
-    got, _ = price_settlements(
-        np.arange(3), logs["other"], logs["quota"].to_numpy(), parse_other(logs["other"])
-    )
+    got, _ = price_settlements(np.arange(3), columns(frame(rows)))
     assert not len(got)
     assert staged(rows) == reference(rows)
