@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -41,6 +41,9 @@ from reconcile.pricing.quota import Combo, TokenColumns, quota_columns
 from reconcile.pricing.rules import ModelRule, Rules
 from reconcile.pricing.rules_paths import INT64_MAX, Tier
 from reconcile.pricing.verdicts import MISMATCH, NOT_REPRICEABLE
+
+if TYPE_CHECKING:  # columns.LogColumns holds this module's Combos
+    from reconcile.pricing.columns import LogColumns
 
 #: `other` keys that send a log down another path or add to its charge, as the path modules
 #: declare them, except those the one-pass reader reads; tiered billing's keys are added,
@@ -237,11 +240,8 @@ def off_path_marks(frame: pd.DataFrame) -> tuple[npt.NDArray[np.bool_], npt.NDAr
 
 
 def fast_rows(
-    frame: pd.DataFrame,
-    other: OtherFields,
-    rule_idx: npt.NDArray[np.int64],
+    cols: LogColumns,
     bad_tokens: npt.NDArray[np.bool_],
-    rules: Rules,
     odd: npt.NDArray[np.bool_],
     marks: tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]],
 ) -> Routes:
@@ -251,13 +251,14 @@ def fast_rows(
     A log whose `other` or `content` shows another path or a surcharge (OFF_PATH,
     CONTENT_MARKERS), or states its usage semantics in words other than the two it knows,
     goes to the tier of its path even when its tokens' price equals its charge."""
+    frame, other, rule_idx = cols.frame, cols.other, cols.rule_idx
     in_content, in_other = marks
     out = (rule_idx >= 0) & (other.state != UNREADABLE) & ~bad_tokens & ~odd & ~in_content
     out &= other.semantic != OTHER_SEMANTIC
     marked = np.flatnonzero(out & in_other)
     off = mentions(frame["other"], marked, _OFF_TIERS)
     tiered = np.setdiff1d(marked, off)
-    has_tiers = np.array([bool(r.tiers) for r in rules.models] or [False])
+    has_tiers = np.array([bool(r.tiers) for r in cols.rules.models] or [False])
     out[off] = False
     out[tiered[~has_tiers[rule_idx[tiered]]]] = False
     tools_only = np.setdiff1d(off, mentions(frame["other"], off, _OFF_CALLS))
@@ -271,20 +272,19 @@ def _subset(t: TokenColumns, rows: npt.NDArray[np.intp], **change: Any) -> Token
 
 
 def price_fast(
-    quota: npt.NDArray[np.int64],
+    cols: LogColumns,
     tokens: TokenColumns,
-    semantic_said: npt.NDArray[np.bool_],
-    combo: npt.NDArray[np.int64],
-    items: list[Combo],
     rows_mask: npt.NDArray[np.bool_],
-    rules: Rules,
     extra: npt.NDArray[np.int64] | None = None,
 ) -> FastResult:
     """Verdicts for `rows_mask` (plain text and per-call logs), as `paths` and `verdicts`
     would give them: round or (Anthropic usage, int() in older servers) floor accepted, and a
     cached log without a stated semantic whose charge only the Anthropic arithmetic explains
-    is not re-priceable. `semantic_said`: the log states its usage semantics. `extra`: each
-    log's surcharge, scaled by its combo's den (`tools_fast`), added before rounding."""
+    is not re-priceable. `extra`: each log's surcharge, scaled by its combo's den
+    (`tools_fast`), added before rounding."""
+    quota, combo, items, rules = cols.quota, cols.combo, cols.combos.items, cols.rules
+    # the log states its usage semantics
+    semantic_said = np.asarray((cols.other.semantic != 0) | cols.other.bools["claude"])
     n = len(quota)
     expected = np.zeros(n, dtype=np.int64)
     lifted = np.zeros(n, dtype=bool)

@@ -136,13 +136,10 @@ def _price(
     # charged without tokens, or negative counts: the row-wise paths say why
     odd = ((L.prompt + L.completion == 0) & (L.quota != 0)) | (L.prompt < 0) | (L.completion < 0)
     odd |= L.huge
-    routes = fast_rows(L.frame, other, rule_idx, bad_tokens, rules, odd, marks)
+    routes = fast_rows(cols, bad_tokens, odd, marks)
     tooled, extra, named = surcharge_columns(routes.tools, cols)
     routes.fast[tooled] = True
-    said = (other.semantic != 0) | other.bools["claude"]
-    done = price_fast(
-        L.quota, tokens, np.asarray(said), combo, combos.items, routes.fast, rules, extra
-    )
+    done = price_fast(cols, tokens, routes.fast, extra)
     per_call = np.zeros(n, dtype=bool)
     if combos.items:
         per_call = np.array([c.rule.per_call for c in combos.items])[np.maximum(combo, 0)]
