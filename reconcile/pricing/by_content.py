@@ -29,7 +29,7 @@ from reconcile.core.tolerance import within
 from reconcile.pricing.assign import price, terms_for
 from reconcile.pricing.columns import LogColumns
 from reconcile.pricing.fast import OFF_PATH
-from reconcile.pricing.other import UNREADABLE, OtherFields, key_pattern, mentions
+from reconcile.pricing.other import UNREADABLE, key_pattern, mentions
 from reconcile.pricing.paths import call, registry, task
 from reconcile.pricing.paths.base import Charge, Row
 from reconcile.pricing.rowwise import read_other
@@ -41,13 +41,13 @@ SETTLE_OTHER: Final = key_pattern(k for p in registry.ahead_of(task.SUBMIT) for 
 
 def candidates(
     rows: npt.NDArray[np.intp],
-    frame: pd.DataFrame,
-    other: OtherFields,
+    cols: LogColumns,
     per_call: npt.NDArray[np.bool_],
     tier: npt.NDArray[np.int64],
 ) -> npt.NDArray[np.intp]:
     """Among `rows`: the image and task-submission logs this module may price."""
-    rows = rows[(other.state[rows] != UNREADABLE) & (tier[rows] == 0)]
+    frame = cols.frame
+    rows = rows[(cols.other.state[rows] != UNREADABLE) & (tier[rows] == 0)]
     tasks = mentions(frame["content"], rows, task.PARAMS_AT)
     tasks = np.setdiff1d(tasks, mentions(frame["other"], tasks, SETTLE_OTHER))
     image = mentions(frame["content"], rows[per_call[rows]], call.IMAGE_MARKER)

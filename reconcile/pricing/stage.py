@@ -168,7 +168,7 @@ def _price(
     paired = np.flatnonzero(decided & (pair >= 0))
     out.path[paired] = [f"{p}+{paths.GROUP_PAIR}" for p in out.path[paired]]
     rest = np.flatnonzero(priced & ~decided & ~L.huge)
-    grouped = candidates(rest, L.frame, other, per_call, tier)
+    grouped = candidates(rest, cols, per_call, tier)
     read_floats(L.frame["other"], grouped, other)  # their logged model_price groups them
     ok, want, labels = price_by_content(grouped, cols)
     out.expected[ok], out.has_expected[ok], out.path[ok] = want, True, labels
