@@ -60,27 +60,27 @@ class Group:
 
     @staticmethod
     def make(name: str, limit: int | None) -> Group | None:
-        for version, root in ((1, V1_ROOT), (2, V2_ROOT)):
-            if version == 2 and not (root / "cgroup.controllers").is_file():
+        """Under this process's own group (so any limit it has still applies), else the root:
+        a v2 group holding processes cannot enable controllers for children."""
+        for version, root, marker in (
+            (1, V1_ROOT, "memory.limit_in_bytes"),
+            (2, V2_ROOT, "cgroup.controllers"),
+        ):
+            if not (root / marker).is_file():
                 continue
-            if version == 1 and not (root / "memory.limit_in_bytes").is_file():
-                continue
-            parent = root / own_group(version)
-            if not parent.is_dir():
-                parent = root
-            path = parent / name
-            try:
-                if version == 2:
-                    (parent / "cgroup.subtree_control").write_text("+memory")
-                path.mkdir()
-            except OSError:
-                continue
-            group = Group(path, version)
-            try:
-                group.limit(limit)
-                return group
-            except OSError:
-                group.remove()
+            for parent in dict.fromkeys((root / own_group(version), root)):
+                group = Group(parent / name, version)
+                try:
+                    if version == 2:
+                        (parent / "cgroup.subtree_control").write_text("+memory")
+                    group.path.mkdir()
+                except OSError:
+                    continue
+                try:
+                    group.limit(limit)
+                    return group
+                except OSError:
+                    group.remove()
         return None
 
     def limit(self, limit: int | None) -> None:
@@ -179,7 +179,10 @@ def run(runner: str, work: Path, ledger: bool, cap: float | None, out: Path) -> 
     label = f"{runner}-{'ledger' if ledger else 'logs'}-{cap or 'none'}"
     group = Group.make(f"reconcile-capped-{os.getpid()}-{label}", int(cap * GIB) if cap else None)
     if group is None:
-        print("no writable memory cgroup (v1 memory.limit_in_bytes or v2 memory.max): run as root")
+        print(
+            "no writable memory cgroup (v1 memory.limit_in_bytes or v2 memory.max): run as root",
+            file=sys.stderr,
+        )
         sys.exit(2)
     target = out / label
     shutil.rmtree(target, ignore_errors=True)
