@@ -100,9 +100,7 @@ def stage_whole(
         frames += [match_invoice(logs, invoice, period, rules), unreadable_findings(invoice)]
     aggregates = LogAggregates.of(logs, pricing.priced, period)
     has_requests = "request_id" in logs and bool(logs["request_id"].notna().any())
-    return Staged(
-        replace(pricing, priced=pricing.priced.iloc[0:0]), frames, aggregates, has_requests
-    )
+    return Staged(without_table(pricing), frames, aggregates, has_requests)
 
 
 def stage_partition(
@@ -123,7 +121,17 @@ def stage_partition(
     if ledger is not None:
         found = match_ledger(logs, ledger, period, rules, id_scheme, request_ids)
     aggregates = LogAggregates.of(logs, pricing.priced, period)
-    return PartResult(replace(pricing, priced=pricing.priced.iloc[0:0]), found, aggregates)
+    return PartResult(without_table(pricing), found, aggregates)
+
+
+def without_table(pricing: Pricing) -> Pricing:
+    """`pricing` with its per-log table dropped (the report reads the aggregates).
+
+    Not `iloc[0:0]`: a zero-row slice is a view that keeps every buffer of the table alive, and
+    the local runner holds each day's result until the month is combined, so the run's memory
+    grew by a day's priced table a day (1.8 GB at 10M logs). `take([])` copies no row.
+    """
+    return replace(pricing, priced=pricing.priced.take([]))
 
 
 def combine(
