@@ -373,3 +373,30 @@ def test_planted_discrepancies_in_a_larger_ledger(tmp_path: Path) -> None:
     assert counts["duplicate_ledger"]["count"] == 70
     assert counts["missing_in_logs"] == {"count": 90, "quota": sum(range(1, 91))}
     assert counts["out_of_period"] == {"count": 40, "quota": 120}
+
+
+def test_a_pricing_finding_shows_the_ledger_row_that_books_its_log(tmp_path: Path) -> None:
+    # The reviewer sees a pricing finding beside the books' row for the same log: the first
+    # row that books it (line order), with its quota; a log the books lack shows none.
+    from reconcile.core.logstore import FrameStore
+    from reconcile.engines import WholeRunner
+    from reconcile.pricing.rules import parse_rules
+
+    rules = parse_rules("quota_per_unit = 500000\n")  # no model priced: every log unpriced
+    logs = make_logs(
+        [{"id": 1, "quota": 100, "model_name": "m"}, {"id": 2, "quota": 7, "model_name": "m"}]
+    )
+    text = (
+        "log_id,created_at,type,model_name,quota\n"
+        "9,2026-10-05T10:00:00+08:00,consume,m,5\n"
+        "1,2026-10-05T10:00:00+08:00,consume,m,100\n"
+        "1,2026-10-05T10:00:01+08:00,consume,m,90\n"
+    )
+    ledger = load_ledger(write(tmp_path, "ledger.csv", text), rules, period().tz)
+    staged = WholeRunner().stage(FrameStore(logs, period()), ledger, None, rules)
+    found = finalize(staged.frames, rules, ledger)
+    pricing = found[found["source"] == "pricing"].set_index("log_id")
+    assert pricing.loc[1, "ledger_line"] == 3
+    assert pricing.loc[1, "ledger_quota"] == 100
+    assert pd.isna(pricing.loc[2, "ledger_line"])
+    assert pd.isna(pricing.loc[2, "ledger_quota"])
