@@ -103,14 +103,9 @@ LEDGER = """log_id,request_id,created_at,type,model_name,quota
 """
 
 
-def test_ledger_rows_meet_their_log_across_midnight_and_are_judged_as_in_one_piece(
-    tmp_path: Path,
-) -> None:
-    # log 1 is logged at 23:59:50 on the 1st, booked on the 2nd (clock skew), and booked
-    # again on the 9th; log 2 is claimed by request id from the day before; log id 77 and
-    # request req-gone name no log, each twice on different days; log 3's first row is
-    # dated after the period, its second inside it.
-    logs = make_logs(
+def _ledger_month_logs() -> pd.DataFrame:
+    """The logs LEDGER books: across midnight, by request id, on the last second, mid-month."""
+    return make_logs(
         [
             {"id": 1, "created_at": "2026-10-01 23:59:50", "quota": 100, "request_id": "req-1"},
             {"id": 2, "created_at": "2026-10-02 00:00:03", "quota": 200, "request_id": "req-2"},
@@ -118,6 +113,16 @@ def test_ledger_rows_meet_their_log_across_midnight_and_are_judged_as_in_one_pie
             {"id": 4, "created_at": "2026-10-12 09:00:00", "quota": 5, "request_id": "req-4"},
         ]
     )
+
+
+def test_ledger_rows_meet_their_log_across_midnight_and_are_judged_as_in_one_piece(
+    tmp_path: Path,
+) -> None:
+    # log 1 is logged at 23:59:50 on the 1st, booked on the 2nd (clock skew), and booked
+    # again on the 9th; log 2 is claimed by request id from the day before; log id 77 and
+    # request req-gone name no log, each twice on different days; log 3's first row is
+    # dated after the period, its second inside it.
+    logs = _ledger_month_logs()
     rules = fixture_rules()
     ledger = load_ledger(write(tmp_path, "ledger.csv", LEDGER), rules, period().tz)
     parts = partition(FrameStore(logs, period()), ledger)
@@ -177,14 +182,7 @@ def test_spark_judges_ledger_rows_of_days_without_logs_as_the_local_runner(
     # one claims log 4 (the 12th) and one claims no log, so it is routed to no day at all
     text = LEDGER + "4,,2026-10-12T09:00:00+08:00,consume,gpt-4o,oops\n"
     text += "99,,2026-10-25T09:00:00+08:00,consume,gpt-4o,oops\n"
-    logs = make_logs(
-        [
-            {"id": 1, "created_at": "2026-10-01 23:59:50", "quota": 100, "request_id": "req-1"},
-            {"id": 2, "created_at": "2026-10-02 00:00:03", "quota": 200, "request_id": "req-2"},
-            {"id": 3, "created_at": "2026-10-31 23:59:59", "quota": 70, "request_id": "req-3"},
-            {"id": 4, "created_at": "2026-10-12 09:00:00", "quota": 5, "request_id": "req-4"},
-        ]
-    )
+    logs = _ledger_month_logs()
     rules = fixture_rules()
     ledger = load_ledger(write(tmp_path, "ledger.csv", text), rules, period().tz)
     parts = partition(FrameStore(logs, period()), ledger)
