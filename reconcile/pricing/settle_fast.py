@@ -23,11 +23,12 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from reconcile.pricing import paths
-from reconcile.pricing.by_content import SETTLE_OTHER
 from reconcile.pricing.columns import LogColumns
-from reconcile.pricing.other import PARSED, mentions, read_table
+from reconcile.pricing.other import PARSED, key_pattern, mentions, read_table
 from reconcile.pricing.paths import task
 
+#: `other` that names a settlement's amounts (over-matching costs only a read).
+_SETTLE_OTHER: Final = key_pattern(task.SETTLE.marks)
 _SCHEMA: Final = pa.schema([(k, pa.int64()) for k in task.SETTLE_KEYS])
 #: Amounts below this in magnitude: their difference fits int64 with room.
 _LIMIT: Final = 2**62
@@ -45,7 +46,7 @@ def price_settlements(
     re-priceable, path TASK, code SETTLED."""
     other_text = cols.frame["other"]
     rows = rows[cols.other.state[rows] == PARSED]
-    rows = mentions(other_text, rows, SETTLE_OTHER)
+    rows = mentions(other_text, rows, _SETTLE_OTHER)
     table, read = read_table(other_text, rows, _SCHEMA)
     if table is None:
         return rows[:0], []

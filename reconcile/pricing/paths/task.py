@@ -40,8 +40,6 @@ _PARAMS_AT: Final = re.compile(PARAMS_AT)
 _CENT: Final = Decimal("0.01")
 SETTLE_KEYS: Final = ("quota_delta", "actual_quota", "pre_consumed_quota", "pre_consumed")
 SUBMIT_FLAG: Final = "is_task"
-#: Every `other` key that sends a log down a task path.
-KEYS: Final = (*SETTLE_KEYS, SUBMIT_FLAG)
 PRICED_BY_TOKENS: Final = Reason(
     "task_priced_by_tokens", "an async task priced by tokens, which the log does not record"
 )
